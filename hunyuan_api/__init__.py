@@ -1,0 +1,64 @@
+"""HunyuanVideo REST API: the web service (Flask + flask-smorest).
+
+This package never imports torch or diffusers: generation happens in runner
+processes (see the `runner` package), so web workers stay small and fast.
+"""
+
+__version__ = "1.0.0"
+
+import logging  # noqa: E402  (the version must exist before the modules that report it)
+
+from flask import Flask  # noqa: E402
+
+from . import config  # noqa: E402
+from .api import Api  # noqa: E402
+from .job_store import JobStore  # noqa: E402
+from .model_source import EmbeddedModelBuilder, resolve  # noqa: E402
+from .services import Services  # noqa: E402
+from .supervisor import Supervisor  # noqa: E402
+
+
+def create_app(test_config=None):
+    """Create the app: settings from the environment (or `test_config`), store, supervisor, routes.
+
+    With SUPERVISOR_AUTOSTART (the default) the app starts its dispatch thread; tests
+    that drive the supervisor themselves turn it off.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(config.API_SETTINGS)
+    app.config["SUPERVISOR_AUTOSTART"] = True
+    app.config["WORKER_COMMAND"] = None
+    if test_config is None:
+        app.config.update(config.from_environ())
+    else:
+        app.config.update(config.from_environ(test_config.get("ENVIRON", {})))
+        app.config.update(test_config)
+
+    store = JobStore(app.config["DATA_DIR"])
+    model = resolve(app.config["MODEL_PATH"], app.config["DATA_DIR"])
+    builder = EmbeddedModelBuilder(model)
+    supervisor = Supervisor(
+        store,
+        max_workers=app.config["MAX_WORKERS"],
+        runtime={"device": app.config["DEVICE"], "threads": app.config["RUNNER_THREADS"]},
+        worker_command=app.config["WORKER_COMMAND"],
+        job_timeout=app.config["JOB_TIMEOUT"],
+        poll_interval=app.config["SUPERVISOR_POLL_INTERVAL"],
+        model_builder=builder,
+    )
+    app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor)
+
+    from .views import docs_assets, general, jobs, videos
+
+    api = Api(app)
+    api.register_blueprint(general.blp)
+    api.register_blueprint(jobs.blp)
+    api.register_blueprint(videos.blp)
+    app.register_blueprint(docs_assets.blp)
+
+    if app.config["SUPERVISOR_AUTOSTART"]:
+        supervisor.start()
+    logging.getLogger(__name__).info(
+        "serving with data folder %s, model %s, MAX_WORKERS=%s", store.root, model.path, app.config["MAX_WORKERS"]
+    )
+    return app

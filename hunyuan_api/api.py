@@ -1,0 +1,47 @@
+"""flask-smorest's Api, with error bodies that carry the API document's `detail` field."""
+
+import marshmallow as ma
+from flask_smorest import Api as SmorestApi
+from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
+
+
+class ErrorSchema(SmorestErrorSchema):
+    """Every error response: a readable `detail`, plus flask-smorest's code, status and field errors."""
+
+    detail = ma.fields.String(metadata={"description": "What went wrong, in words (names the field for bad input)"})
+
+
+def _flatten(errors, prefix=""):
+    """Turn marshmallow's nested error dict into 'field: message' strings."""
+    if isinstance(errors, dict):
+        lines = []
+        for key, value in errors.items():
+            # webargs nests body errors under the location ("json", "query"); field names are what users know.
+            name = prefix if key in ("json", "query", "form", "view_args") and not prefix else (
+                f"{prefix}.{key}" if prefix else str(key)
+            )
+            lines.extend(_flatten(value, name))
+        return lines
+    if isinstance(errors, (list, tuple)):
+        lines = []
+        for item in errors:
+            lines.extend(_flatten(item, prefix))
+        return lines
+    return [f"{prefix}: {errors}" if prefix else str(errors)]
+
+
+class Api(SmorestApi):
+    """The service's Api: one error handler for every HTTP error, with `detail`."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        """Render any HTTPException as JSON with `detail` beside flask-smorest's fields."""
+        payload, code, headers = super().handle_http_exception(error)
+        if "errors" in payload:
+            payload["detail"] = "Invalid request: " + "; ".join(_flatten(payload["errors"]))
+        elif "message" in payload:
+            payload["detail"] = payload["message"]
+        else:
+            payload["detail"] = error.description or error.name
+        return payload, code, headers

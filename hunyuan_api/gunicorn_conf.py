@@ -1,0 +1,35 @@
+"""gunicorn settings: `gunicorn -c python:hunyuan_api.gunicorn_conf wsgi:app`.
+
+Each setting can be overridden by the environment variable named beside it, or
+on gunicorn's command line.
+"""
+
+import os
+
+from hunyuan_api import config as service_settings  # not "config": gunicorn reads that name as a setting
+from hunyuan_api.model_source import EmbeddedModelBuilder, resolve
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '10000')}"
+# Web workers only validate, read files and start runners; generation happens in
+# runner processes, so a few workers with a few threads each are plenty.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+# Video downloads can take a while on slow links.
+timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    """Before workers start: check the settings and make sure the embedded model exists.
+
+    Building it here (once, in a subprocess) means the port only opens when jobs
+    can run, so a client that starts right away never meets the 503.
+    """
+    settings = service_settings.from_environ()
+    source = resolve(settings["MODEL_PATH"], settings["DATA_DIR"])
+    if source.embedded:
+        server.log.info("building the embedded demo model in %s (first start only)", source.path)
+        EmbeddedModelBuilder(source).build_now()
+    server.log.info("model: %s", source.path)

@@ -1,0 +1,112 @@
+"""The job record: what one job file holds, and the words used in it.
+
+The format is documented in the README ("The job file") because operators read
+these files with their own scripts. Change it only by adding fields; anything
+else bumps FORMAT_VERSION.
+"""
+
+import re
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+
+FORMAT_VERSION = 1
+_JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class JobStatus(str, Enum):
+    """The status values of the API document, in their order of life."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self):
+        """True once the job can no longer change."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+class Phase(str, Enum):
+    """Finer-grained stages of a job, reported beside the status."""
+
+    QUEUED = "queued"
+    STARTING = "starting"  # runner process started, importing its libraries
+    LOADING = "loading_model"
+    TEXT = "encoding_text"
+    DENOISING = "denoising"
+    DECODING = "decoding"
+    WRITING = "writing_video"
+    DONE = "done"
+    FAILED = "failed"
+
+
+# The phases a runner works through, in order; progress and estimates walk this list.
+WORK_PHASES = (Phase.STARTING, Phase.LOADING, Phase.TEXT, Phase.DENOISING, Phase.DECODING, Phase.WRITING)
+
+
+def utc_now():
+    """The current time as an ISO 8601 string in UTC, with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_time(text):
+    """Parse a timestamp written by `utc_now` (None passes through)."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def new_job_id():
+    """A fresh random job id."""
+    return str(uuid.uuid4())
+
+
+def is_job_id(text):
+    """True if `text` has the shape of a job id (so it is safe in a file name)."""
+    return bool(_JOB_ID.match(text))
+
+
+def video_filename(job_id):
+    """The file name of a job's video inside the videos folder."""
+    return f"{job_id}.mp4"
+
+
+def new_job(job_id, request, params, adjustments, model):
+    """The record of a freshly submitted job."""
+    now = utc_now()
+    return {
+        "format_version": FORMAT_VERSION,
+        "job_id": job_id,
+        "status": JobStatus.QUEUED.value,
+        "phase": Phase.QUEUED.value,
+        "progress": 0.0,
+        "step": 0,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "request": request,
+        "params": params,
+        "adjustments": adjustments,
+        "model": model,
+        "timings": {},
+        "video": None,
+        "error": None,
+        "runner": None,
+    }
+
+
+def mark_failed(job, error):
+    """Set a job to failed with `error`, keeping whatever progress it made."""
+    now = utc_now()
+    job["status"] = JobStatus.FAILED.value
+    job["phase"] = Phase.FAILED.value
+    job["error"] = error
+    job["finished_at"] = now
+    job["updated_at"] = now
+    return job
+
+
+def status_of(job):
+    """The job's status as a JobStatus."""
+    return JobStatus(job["status"])

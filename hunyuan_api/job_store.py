@@ -1,0 +1,174 @@
+"""Jobs as JSON files in a data folder, shared by every web worker and runner.
+
+Layout of the data folder (see the README for the job file itself):
+
+    jobs/<job_id>.json    one job record each
+    videos/<job_id>.mp4   finished videos (written elsewhere, renamed in when whole)
+    logs/<job_id>.log     the runner's output for that job
+    locks/                lock files; never the files they protect
+
+Every read-modify-write happens under one store-wide file lock, so a progress
+update from a runner and a status change from a web worker can never overwrite
+each other. Readers take no lock: writes are atomic renames, so a file is always
+either the old or the new version.
+"""
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock
+
+from .atomic_file import write_json_atomic
+from .job_record import JobStatus, is_job_id, utc_now, video_filename
+
+
+class JobNotFound(LookupError):
+    """No job file exists for that id."""
+
+
+class JobFileUnreadable(Exception):
+    """A job file exists but cannot be parsed as a job record."""
+
+    def __init__(self, job_id, path, reason):
+        super().__init__(f"job file {path} is unreadable: {reason}")
+        self.job_id = job_id
+        self.path = str(path)
+        self.reason = reason
+
+
+class JobStore:
+    """The folder of job files and everything stored beside them."""
+
+    def __init__(self, data_dir):
+        self.root = Path(data_dir)
+        self.jobs_dir = self.root / "jobs"
+        self.videos_dir = self.root / "videos"
+        self.logs_dir = self.root / "logs"
+        self.locks_dir = self.root / "locks"
+        for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(self.locks_dir / "jobs.lock")
+
+    # -- paths -------------------------------------------------------------
+
+    def job_path(self, job_id):
+        """Where the record of `job_id` lives."""
+        return self.jobs_dir / f"{job_id}.json"
+
+    def video_path(self, job_id):
+        """Where the finished video of `job_id` lives."""
+        return self.videos_dir / video_filename(job_id)
+
+    def partial_video_path(self, job_id):
+        """Where a runner writes the video before it is complete (never served)."""
+        return self.videos_dir / f".{job_id}.mp4.partial"
+
+    def log_path(self, job_id):
+        """Where the runner's output for `job_id` goes."""
+        return self.logs_dir / f"{job_id}.log"
+
+    def lock_path(self, name):
+        """A lock file in the store's locks folder."""
+        return self.locks_dir / f"{name}.lock"
+
+    # -- reading -----------------------------------------------------------
+
+    def get(self, job_id):
+        """Read one job record.
+
+        Raises JobNotFound for an unknown id (or one that is not a job id at all)
+        and JobFileUnreadable when the file exists but is not a job record.
+        """
+        if not is_job_id(job_id):
+            raise JobNotFound(job_id)
+        path = self.job_path(job_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise JobNotFound(job_id) from None
+        except OSError as exc:
+            raise JobFileUnreadable(job_id, path, str(exc)) from None
+        return _parse_job(job_id, path, text)
+
+    def list(self):
+        """Read every job record.
+
+        Returns `(jobs, unreadable)`: the good records, oldest first, and a
+        JobFileUnreadable for each file that could not be read, so callers can
+        report broken files instead of silently dropping them.
+        """
+        jobs, unreadable = [], []
+        for path in sorted(self.jobs_dir.glob("*.json")):
+            job_id = path.stem
+            if not is_job_id(job_id):
+                continue  # not ours: an operator's backup or note
+            try:
+                jobs.append(self.get(job_id))
+            except JobNotFound:
+                continue  # deleted between the listing and the read
+            except JobFileUnreadable as exc:
+                unreadable.append(exc)
+        jobs.sort(key=lambda job: (job["created_at"], job["job_id"]))
+        return jobs, unreadable
+
+    # -- writing -----------------------------------------------------------
+
+    @contextmanager
+    def locked(self):
+        """Hold the store-wide lock, for read-modify-write sequences spanning several jobs."""
+        with self._lock:
+            yield
+
+    def create(self, job):
+        """Write a new job record."""
+        with self._lock:
+            write_json_atomic(self.job_path(job["job_id"]), job)
+        return job
+
+    def update(self, job_id, change):
+        """Apply `change(job)` to a job under the lock and write the result.
+
+        `change` edits the dict in place; it may return False to skip the write
+        (when it finds nothing to do). Returns the record as it now stands.
+        """
+        with self._lock:
+            job = self.get(job_id)
+            if change(job) is False:
+                return job
+            job["updated_at"] = utc_now()
+            write_json_atomic(self.job_path(job_id), job)
+            return job
+
+    def delete(self, job_id):
+        """Remove a job's record, video, partial video and log."""
+        with self._lock:
+            for path in (
+                self.job_path(job_id),
+                self.video_path(job_id),
+                self.partial_video_path(job_id),
+                self.log_path(job_id),
+            ):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+
+def _parse_job(job_id, path, text):
+    """Parse and sanity-check a job file's text."""
+    try:
+        job = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JobFileUnreadable(job_id, path, f"not valid JSON ({exc})") from None
+    if not isinstance(job, dict):
+        raise JobFileUnreadable(job_id, path, "not a JSON object")
+    missing = [key for key in ("job_id", "status", "created_at") if key not in job]
+    if missing:
+        raise JobFileUnreadable(job_id, path, f"missing {', '.join(missing)}")
+    if job["status"] not in {status.value for status in JobStatus}:
+        raise JobFileUnreadable(job_id, path, f"unknown status {job['status']!r}")
+    if job["job_id"] != job_id:
+        raise JobFileUnreadable(job_id, path, f"holds job {job['job_id']!r}, not {job_id!r}")
+    return job

@@ -1,0 +1,87 @@
+"""Turning job records into the API's job status objects, with live estimates."""
+
+from datetime import datetime, timezone
+
+from . import cost_model, estimates
+from .job_record import JobStatus
+from .timing_stats import TimingStats
+
+
+class JobViewer:
+    """Builds status objects for jobs, estimating times from each job's model and the queue."""
+
+    def __init__(self, store, max_workers):
+        self.store = store
+        self.max_workers = max_workers
+        self.now = datetime.now(timezone.utc)
+        self._geometry = {}
+        self._rates = {}
+
+    def _estimate(self, job):
+        """`(estimated_time, seconds_left)` of a job's run, or (None, None) if its model is gone."""
+        model = job.get("model") or {}
+        path, name = model.get("path"), model.get("name", "model")
+        if path not in self._geometry:
+            try:
+                self._geometry[path] = cost_model.geometry(path)
+            except (OSError, ValueError, TypeError):
+                self._geometry[path] = None
+        if name not in self._rates:
+            self._rates[name] = TimingStats(self.store.root, name).rates()
+        geo = self._geometry[path]
+        if geo is None:
+            return None, None
+        return estimates.run_estimate(job, geo, self._rates[name], self.now)
+
+    def _plan(self, jobs):
+        def estimate_of(job):
+            total, left = self._estimate(job)
+            return (total or 0.0, left or 0.0)
+
+        return estimates.schedule(jobs, estimate_of, self.max_workers)
+
+    def describe(self, job, all_jobs=None):
+        """The status object of one job; `all_jobs` (for the queue) is read if needed and not given."""
+        plan = {}
+        if not JobStatus(job["status"]).is_terminal:
+            if all_jobs is None:
+                all_jobs, _ = self.store.list()
+            plan = self._plan(all_jobs)
+        return self._view(job, plan.get(job["job_id"]))
+
+    def describe_many(self, selected, all_jobs):
+        """Status objects for `selected`, planned against the queue in `all_jobs`."""
+        plan = self._plan(all_jobs)
+        return [self._view(job, plan.get(job["job_id"])) for job in selected]
+
+    def _view(self, job, planned):
+        status = JobStatus(job["status"])
+        if planned:
+            estimated, eta, position = planned["estimated_time"], planned["eta_seconds"], planned["queue_position"]
+        else:
+            estimated, _left = self._estimate(job)
+            eta, position = (0.0 if status.is_terminal else None), None
+        video = job.get("video")
+        params = job.get("params") or {}
+        return {
+            "job_id": job["job_id"],
+            "status": status.value,
+            "progress": job.get("progress", 0.0),
+            "created_at": job["created_at"],
+            "updated_at": job.get("updated_at", job["created_at"]),
+            "video_url": f"/api/videos/{video['file']}" if status is JobStatus.COMPLETED and video else None,
+            "error": job.get("error"),
+            "estimated_time": None if estimated is None else round(estimated, 1),
+            "eta_seconds": None if eta is None else round(eta, 1),
+            "queue_position": position,
+            "phase": job.get("phase"),
+            "step": job.get("step", 0),
+            "steps": params.get("num_inference_steps"),
+            "started_at": job.get("started_at"),
+            "finished_at": job.get("finished_at"),
+            "seed": params.get("seed"),
+            "params": params,
+            "adjustments": job.get("adjustments", []),
+            "model": (job.get("model") or {}).get("name"),
+            "video": video,
+        }

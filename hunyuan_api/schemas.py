@@ -1,0 +1,193 @@
+"""Request and response schemas: they validate input and document the API (OpenAPI)."""
+
+import marshmallow as ma
+from marshmallow import validate
+
+from .job_record import JobStatus
+from .params import MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
+
+_RANGE_ERROR = "Must be between {min} and {max}; got {input}."
+
+
+def _not_blank(text):
+    if not text.strip():
+        raise ma.ValidationError("Must not be empty or only whitespace.")
+
+
+def _parameter_fields():
+    """One schema field per generation parameter, from the table in params.py."""
+    fields = {}
+    for p in PARAMETERS:
+        field_class = ma.fields.Integer if p.kind is int else ma.fields.Float
+        options = {"strict": True} if p.kind is int else {"allow_nan": False}
+        fields[p.name] = field_class(
+            load_default=p.default,
+            validate=validate.Range(min=p.minimum, max=p.maximum, error=_RANGE_ERROR),
+            metadata={
+                "description": f"{p.description} Range {p.minimum}-{p.maximum}, default {p.default}.",
+                "example": p.default,
+            },
+            **options,
+        )
+    return fields
+
+
+class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
+    """The body of POST /api/generate. Unknown fields are refused, so a typo never goes unnoticed."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    prompt = ma.fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=MAX_PROMPT_CHARS), _not_blank],
+        metadata={"description": "Text description of the video.", "example": "A cat walks on the grass, realistic style."},
+    )
+    seed = ma.fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_SEED, error=_RANGE_ERROR),
+        metadata={"description": "Random seed; null draws one at random, recorded in the job so it can be reused."},
+    )
+    negative_prompt = ma.fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=MAX_PROMPT_CHARS),
+        metadata={
+            "description": "What the video should not show. Used only when guidance_scale > 1 "
+            "(real classifier-free guidance); then an empty one is used if none is given."
+        },
+    )
+
+
+class GenerateResponseSchema(ma.Schema):
+    """The answer to a submission."""
+
+    job_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": [s.value for s in JobStatus]})
+    message = ma.fields.String(required=True)
+    check_status_url = ma.fields.String(required=True)
+    estimated_time = ma.fields.Float(allow_none=True, metadata={"description": "Estimated seconds of the run itself"})
+    eta_seconds = ma.fields.Float(allow_none=True, metadata={"description": "Estimated seconds until finished, queue included"})
+    queue_position = ma.fields.Integer(allow_none=True)
+    params = ma.fields.Dict(metadata={"description": "The parameters that will actually be used"})
+    adjustments = ma.fields.List(ma.fields.String(), metadata={"description": "What was changed from the request, and why"})
+
+
+class VideoSchema(ma.Schema):
+    """What the finished MP4 holds (read back from the file after encoding)."""
+
+    file = ma.fields.String()
+    bytes = ma.fields.Integer()
+    frames = ma.fields.Integer()
+    width = ma.fields.Integer()
+    height = ma.fields.Integer()
+    fps = ma.fields.Integer()
+    codec = ma.fields.String()
+    pix_fmt = ma.fields.String()
+    duration_seconds = ma.fields.Float()
+
+
+class JobStatusSchema(ma.Schema):
+    """The state of one job, as GET /api/status/{job_id} returns it."""
+
+    job_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": [s.value for s in JobStatus]})
+    progress = ma.fields.Float(required=True, metadata={"description": "0.0 to 1.0; never goes backwards"})
+    created_at = ma.fields.String(required=True, metadata={"description": "ISO 8601, UTC"})
+    updated_at = ma.fields.String(required=True, metadata={"description": "ISO 8601, UTC"})
+    video_url = ma.fields.String(allow_none=True, required=True)
+    error = ma.fields.String(allow_none=True, required=True)
+    estimated_time = ma.fields.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Estimated seconds of the job's run (its real duration once finished)"},
+    )
+    eta_seconds = ma.fields.Float(allow_none=True, metadata={"description": "Estimated seconds until finished, queue included"})
+    queue_position = ma.fields.Integer(allow_none=True, metadata={"description": "1 = next to start; 0 = running"})
+    phase = ma.fields.String(
+        metadata={
+            "description": "queued, starting, loading_model, encoding_text, denoising, decoding, writing_video, done or failed"
+        }
+    )
+    step = ma.fields.Integer(metadata={"description": "Denoising steps finished"})
+    steps = ma.fields.Integer(metadata={"description": "Denoising steps in all"})
+    started_at = ma.fields.String(allow_none=True)
+    finished_at = ma.fields.String(allow_none=True)
+    seed = ma.fields.Integer(allow_none=True)
+    params = ma.fields.Dict(metadata={"description": "The parameters actually used"})
+    adjustments = ma.fields.List(ma.fields.String())
+    model = ma.fields.String(allow_none=True)
+    video = ma.fields.Nested(VideoSchema, allow_none=True)
+
+
+class JobListQuerySchema(ma.Schema):
+    """Query parameters of GET /api/jobs."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    status = ma.fields.String(
+        validate=validate.OneOf([s.value for s in JobStatus], error="Must be one of: {choices}; got {input}."),
+        metadata={"description": "Only jobs with this status"},
+    )
+    limit = ma.fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=100, error=_RANGE_ERROR),
+        metadata={"description": "Maximum number of jobs to return (1-100)"},
+    )
+
+
+class UnreadableJobSchema(ma.Schema):
+    """A job file that exists but could not be read."""
+
+    job_id = ma.fields.String()
+    file = ma.fields.String()
+    error = ma.fields.String()
+
+
+class JobListSchema(ma.Schema):
+    """GET /api/jobs: newest first."""
+
+    jobs = ma.fields.List(ma.fields.Nested(JobStatusSchema))
+    count = ma.fields.Integer(metadata={"description": "Jobs in this answer"})
+    total = ma.fields.Integer(metadata={"description": "Jobs matching the filter, before the limit"})
+    unreadable = ma.fields.List(
+        ma.fields.Nested(UnreadableJobSchema),
+        metadata={"description": "Job files that could not be read (corrupt or half-written by hand)"},
+    )
+
+
+class DeleteResponseSchema(ma.Schema):
+    """The answer to DELETE /api/jobs/{job_id}."""
+
+    job_id = ma.fields.String()
+    message = ma.fields.String()
+
+
+class ModelStateSchema(ma.Schema):
+    """The model the service generates with."""
+
+    name = ma.fields.String()
+    path = ma.fields.String()
+    embedded = ma.fields.Boolean(metadata={"description": "True for the built-in demo model"})
+    demo = ma.fields.Boolean(metadata={"description": "True when videos are noise (random weights)"})
+    description = ma.fields.String()
+    ready = ma.fields.Boolean()
+    problem = ma.fields.String(allow_none=True)
+
+
+class HealthSchema(ma.Schema):
+    """GET /health."""
+
+    status = ma.fields.String(metadata={"description": "healthy, starting (model not ready yet) or unhealthy"})
+    model_loaded = ma.fields.Boolean(metadata={"description": "True when the model is ready for runners to load"})
+    active_jobs = ma.fields.Integer(metadata={"description": "Jobs processing now"})
+    queued_jobs = ma.fields.Integer()
+    total_jobs = ma.fields.Integer()
+    running_runners = ma.fields.Integer(metadata={"description": "Jobs whose runner processes are alive"})
+    max_workers = ma.fields.Integer()
+    unreadable_jobs = ma.fields.Integer()
+    model = ma.fields.Nested(ModelStateSchema)
+    problems = ma.fields.List(ma.fields.String())

@@ -1,0 +1,211 @@
+"""Starts a runner process for each queued job, never more than MAX_WORKERS at once.
+
+Every gunicorn worker runs one Supervisor thread; they coordinate through a file
+lock, so the cap holds across all workers and processes. Under that lock a tick:
+
+1. finds jobs whose runner processes have all gone without finishing the job and
+   marks them failed (the runner's guard normally does this itself, with the exit
+   status; this catches a guard that was killed too);
+2. counts the slots in use: a job holds its slot while any of its runner
+   processes is alive, whatever its status says, so a runner that has written
+   "completed" but not yet exited still counts against the cap;
+3. starts runners for the oldest queued jobs while slots are free.
+
+Runners start in their own session, so restarting or recycling web workers
+never kills them; the job file tells any later supervisor about them.
+"""
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from filelock import FileLock
+
+from . import processes
+from .job_record import JobStatus, Phase, mark_failed, utc_now
+from .job_store import JobNotFound
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WORKER_COMMAND = [sys.executable, "-m", "runner.render"]
+
+
+def runner_alive(job):
+    """True while any runner process of `job` (its guard or its work process) is alive."""
+    runner = job.get("runner") or {}
+    if runner.get("ended_at"):
+        return False
+    return processes.is_alive(runner.get("guard")) or processes.is_alive(runner.get("worker"))
+
+
+class Supervisor:
+    """Dispatches queued jobs to runner processes."""
+
+    def __init__(
+        self,
+        store,
+        max_workers,
+        runtime=None,
+        worker_command=None,
+        job_timeout=0,
+        poll_interval=1.0,
+        model_builder=None,
+    ):
+        self.store = store
+        self.max_workers = max_workers
+        self.runtime = runtime or {}
+        self.worker_command = list(worker_command or DEFAULT_WORKER_COMMAND)
+        self.job_timeout = job_timeout
+        self.poll_interval = poll_interval
+        self.model_builder = model_builder
+        self._lock = FileLock(store.lock_path("supervisor"))
+        self._children = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+
+    # -- background loop ---------------------------------------------------
+
+    def start(self):
+        """Run ticks in a daemon thread until `stop()`; safe to call twice."""
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="job-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        """Stop the background thread (runners keep running)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def wake(self):
+        """Ask the background thread for a tick now (after a submission)."""
+        self._wake.set()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a bad tick must not end dispatching for good
+                log.exception("supervisor tick failed")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    # -- one tick ----------------------------------------------------------
+
+    def tick(self):
+        """Fail vanished runners and start queued jobs into free slots; returns the ids started."""
+        self._reap_children()
+        model_ready = True
+        if self.model_builder is not None:
+            self.model_builder.build_in_background()
+            model_ready = self.model_builder.ready()
+        started = []
+        with self._lock:
+            jobs, _ = self.store.list()
+            busy = 0
+            for job in jobs:
+                if self._holds_slot(job):
+                    busy += 1
+            if not model_ready:
+                return started
+            queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value]
+            for job in queued[: max(self.max_workers - busy, 0)]:
+                if self._start_runner(job["job_id"]):
+                    started.append(job["job_id"])
+        return started
+
+    def _holds_slot(self, job):
+        """True while any runner process of `job` is alive; settles jobs whose runners are gone."""
+        runner = job.get("runner")
+        if not runner or runner.get("ended_at"):
+            return False
+        if runner_alive(job):
+            return True
+        self._settle_vanished(job["job_id"])
+        return False
+
+    def _settle_vanished(self, job_id):
+        """Record that a job's runner processes are gone, failing the job if it was unfinished."""
+
+        def settle(job):
+            runner = job.get("runner") or {}
+            if runner.get("ended_at") or runner_alive(job):
+                return False
+            runner["ended_at"] = utc_now()
+            job["runner"] = runner
+            if not JobStatus(job["status"]).is_terminal:
+                mark_failed(
+                    job,
+                    "The runner process disappeared without reporting an exit status (it was killed together "
+                    "with its guard process, or the machine restarted); it may have run out of memory.",
+                )
+            return True
+
+        try:
+            self.store.update(job_id, settle)
+        except JobNotFound:
+            pass
+
+    def _start_runner(self, job_id):
+        """Start the guard process of one queued job and record it; returns True on success."""
+        command = [
+            sys.executable,
+            "-m",
+            "runner",
+            job_id,
+            "--data-dir",
+            str(self.store.root),
+            "--worker-command",
+            json.dumps(self.worker_command),
+            "--timeout",
+            str(self.job_timeout),
+        ]
+        log_file = open(self.store.log_path(job_id), "ab")
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.store.update(job_id, lambda job: mark_failed(job, f"could not start the runner: {exc}"))
+            return False
+        finally:
+            log_file.close()
+        self._children.append(process)
+        guard = processes.identify(process.pid)
+
+        def claim(job):
+            if job["status"] != JobStatus.QUEUED.value:
+                return False
+            now = utc_now()
+            job["status"] = JobStatus.PROCESSING.value
+            job["phase"] = Phase.STARTING.value
+            job["phase_started_at"] = now
+            job["started_at"] = now
+            job["runner"] = {"guard": guard, "worker": None, "runtime": dict(self.runtime), "ended_at": None}
+            return True
+
+        try:
+            job = self.store.update(job_id, claim)
+        except JobNotFound:
+            job = None
+        if job is None or (job.get("runner") or {}).get("guard") != guard:
+            # The job vanished or changed under us; the guard will see it is not its job and exit.
+            return False
+        return True
+
+    def _reap_children(self):
+        """Collect exited runner guards so they do not linger as zombies."""
+        self._children = [child for child in self._children if child.poll() is None]

@@ -1,0 +1,129 @@
+"""The service's own endpoints: index, health and capabilities."""
+
+import os
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from .. import __version__, model_source, params
+from ..job_record import JobStatus
+from ..schemas import HealthSchema
+from ..services import services
+from ..supervisor import runner_alive
+
+blp = Blueprint("general", __name__, description="Service information")
+
+ENDPOINTS = {
+    "generate": "POST /api/generate",
+    "status": "GET /api/status/{job_id}",
+    "video": "GET /api/videos/{filename}",
+    "jobs": "GET /api/jobs?status=&limit=",
+    "delete": "DELETE /api/jobs/{job_id}",
+    "health": "GET /health",
+    "info": "GET /api/info",
+    "docs": "GET /docs (Swagger UI), GET /redoc (ReDoc), GET /openapi.json",
+}
+
+
+def _model_summary(state):
+    summary = {key: state[key] for key in ("name", "demo", "ready")}
+    if state["demo"]:
+        summary["note"] = "Demo model with random weights: videos are noise. Set MODEL_PATH for real weights."
+    return summary
+
+
+@blp.route("/")
+class Index(MethodView):
+    """GET /"""
+
+    @blp.response(200)
+    def get(self):
+        """API information and where to find the documentation"""
+        return {
+            "name": current_app.config["API_TITLE"],
+            "version": __version__,
+            "docs": "/docs",
+            "redoc": "/redoc",
+            "openapi": "/openapi.json",
+            "endpoints": ENDPOINTS,
+            "model": _model_summary(model_source.describe(services().model)),
+        }
+
+
+@blp.route("/health")
+class Health(MethodView):
+    """GET /health"""
+
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="The data folder cannot be written")
+    def get(self):
+        """Health check: model state, job counts and runner slots
+
+        `status` is "healthy" when jobs can be submitted and run, "starting" while
+        the model is not ready yet, and "unhealthy" (with HTTP 503) when the data
+        folder cannot be written. `model_loaded` means the model is ready for a
+        runner to load: each job loads it in its own process.
+        """
+        svc = services()
+        jobs, unreadable = svc.store.list()
+        model = model_source.describe(svc.model)
+        counts = {status: 0 for status in JobStatus}
+        for job in jobs:
+            counts[JobStatus(job["status"])] += 1
+        problems = []
+        writable = os.access(svc.store.jobs_dir, os.W_OK)
+        if not writable:
+            problems.append(f"data folder {svc.store.root} is not writable")
+        if not model["ready"]:
+            problems.append(model["problem"])
+        if unreadable:
+            problems.append(f"{len(unreadable)} job file(s) cannot be read; see GET /api/jobs")
+        status = "unhealthy" if not writable else ("healthy" if model["ready"] else "starting")
+        body = {
+            "status": status,
+            "model_loaded": model["ready"],
+            "active_jobs": counts[JobStatus.PROCESSING],
+            "queued_jobs": counts[JobStatus.QUEUED],
+            "total_jobs": len(jobs) + len(unreadable),
+            "running_runners": sum(1 for job in jobs if runner_alive(job)),
+            "max_workers": current_app.config["MAX_WORKERS"],
+            "unreadable_jobs": len(unreadable),
+            "model": model,
+            "problems": problems,
+        }
+        return body, (503 if status == "unhealthy" else 200)
+
+
+@blp.route("/api/info")
+class Info(MethodView):
+    """GET /api/info"""
+
+    @blp.response(200)
+    def get(self):
+        """API capabilities: parameters with defaults and ranges, size rules, limits, model"""
+        config = current_app.config
+        model = model_source.describe(services().model)
+        return {
+            "name": config["API_TITLE"],
+            "version": __version__,
+            "model": model,
+            "using_real_weights": "Set MODEL_PATH to a local diffusers-format HunyuanVideo folder "
+            "(e.g. a copy of hunyuanvideo-community/HunyuanVideo) and restart.",
+            "parameters": params.describe(),
+            "prompt": {"required": True, "max_length": params.MAX_PROMPT_CHARS},
+            "seed": {"minimum": 0, "maximum": params.MAX_SEED, "default": None, "note": "null draws a random seed"},
+            "size_rules": {
+                "width_height_multiple": params.SIZE_MULTIPLE,
+                "video_length": "4k+1 frames",
+                "rounding": "to the nearest valid value, halves up; the job's params and adjustments show it",
+            },
+            "limits": {
+                "max_workers": config["MAX_WORKERS"],
+                "queue_size": "unlimited",
+                "job_timeout_seconds": config["JOB_TIMEOUT"] or None,
+            },
+            "runtime": {"device": config["DEVICE"], "threads_per_runner": config["RUNNER_THREADS"]},
+            "video": {"container": "mp4", "codec": "h264", "pix_fmt": "yuv420p", "faststart": True},
+            "endpoints": ENDPOINTS,
+        }

@@ -1,0 +1,159 @@
+"""Submitting, inspecting, listing and deleting jobs."""
+
+from filelock import FileLock
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from .. import model_source, params
+from ..job_record import JobStatus, new_job, new_job_id
+from ..job_store import JobFileUnreadable, JobNotFound
+from ..job_views import JobViewer
+from ..schemas import (
+    DeleteResponseSchema,
+    GenerateRequestSchema,
+    GenerateResponseSchema,
+    JobListQuerySchema,
+    JobListSchema,
+    JobStatusSchema,
+)
+from ..services import services
+
+blp = Blueprint("jobs", __name__, url_prefix="/api", description="Video generation jobs")
+
+# How long a client should wait before retrying while the model is being prepared.
+MODEL_RETRY_AFTER_SECONDS = 10
+
+
+def _viewer():
+    return JobViewer(services().store, current_app.config["MAX_WORKERS"])
+
+
+def _unreadable(exc):
+    abort(
+        500,
+        message=(
+            f"Job {exc.job_id} exists but its file cannot be read ({exc.reason}). "
+            f"An operator must repair or delete {exc.path}; DELETE /api/jobs/{exc.job_id} removes it."
+        ),
+    )
+
+
+def _get_job(job_id):
+    try:
+        return services().store.get(job_id)
+    except JobNotFound:
+        abort(404, message="Job not found")
+    except JobFileUnreadable as exc:
+        _unreadable(exc)
+
+
+@blp.route("/generate")
+class Generate(MethodView):
+    """POST /api/generate"""
+
+    @blp.arguments(GenerateRequestSchema)
+    @blp.response(200, GenerateResponseSchema)
+    @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range")
+    @blp.alt_response(503, description="Model not ready yet (Retry-After says when to try again)")
+    def post(self, request):
+        """Submit a video generation job
+
+        Sizes the model cannot take are rounded to the nearest valid value (width and
+        height to multiples of 16, video_length to 4k+1); `params` in the answer shows
+        the values that will be used and `adjustments` says what changed and why.
+        """
+        svc = services()
+        model = model_source.describe(svc.model)
+        if not model["ready"]:
+            abort(
+                503,
+                message=model_source.unavailable_detail(model),
+                headers={"Retry-After": str(MODEL_RETRY_AFTER_SECONDS)},
+            )
+        used, adjustments = params.resolve(request)
+        job_id = new_job_id()
+        job = new_job(
+            job_id,
+            request=request,
+            params=used,
+            adjustments=adjustments,
+            model={"name": model["name"], "path": model["path"], "demo": model["demo"]},
+        )
+        svc.store.create(job)
+        svc.supervisor.wake()
+        view = _viewer().describe(job)
+        return {
+            "job_id": job_id,
+            "status": JobStatus.QUEUED.value,
+            "message": "Video generation job submitted successfully",
+            "check_status_url": f"/api/status/{job_id}",
+            "estimated_time": view["estimated_time"],
+            "eta_seconds": view["eta_seconds"],
+            "queue_position": view["queue_position"],
+            "params": used,
+            "adjustments": adjustments,
+        }
+
+
+@blp.route("/status/<job_id>")
+class Status(MethodView):
+    """GET /api/status/{job_id}"""
+
+    @blp.response(200, JobStatusSchema)
+    @blp.alt_response(404, description="Job not found")
+    def get(self, job_id):
+        """Check the status of a video generation job"""
+        return _viewer().describe(_get_job(job_id))
+
+
+@blp.route("/jobs")
+class JobList(MethodView):
+    """GET /api/jobs"""
+
+    @blp.arguments(JobListQuerySchema, location="query")
+    @blp.response(200, JobListSchema)
+    def get(self, query):
+        """List jobs, newest first, optionally filtered by status
+
+        Job files that exist but cannot be read are reported under `unreadable`
+        rather than skipped.
+        """
+        jobs, unreadable = services().store.list()
+        selected = [job for job in jobs if query.get("status") in (None, job["status"])]
+        selected.reverse()
+        page = selected[: query["limit"]]
+        return {
+            "jobs": _viewer().describe_many(page, jobs),
+            "count": len(page),
+            "total": len(selected),
+            "unreadable": [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable],
+        }
+
+
+@blp.route("/jobs/<job_id>")
+class Job(MethodView):
+    """DELETE /api/jobs/{job_id}"""
+
+    @blp.response(200, DeleteResponseSchema)
+    @blp.alt_response(400, description="The job is processing and cannot be deleted")
+    @blp.alt_response(404, description="Job not found")
+    def delete(self, job_id):
+        """Delete a job and its video
+
+        A job that is processing cannot be deleted; a queued job is removed from
+        the queue and never starts.
+        """
+        store = services().store
+        # The supervisor's lock keeps a queued job from being started while it is deleted.
+        with FileLock(store.lock_path("supervisor")):
+            try:
+                job = store.get(job_id)
+            except JobNotFound:
+                abort(404, message="Job not found")
+            except JobFileUnreadable:
+                job = None  # a broken file can always be removed
+            if job is not None and job["status"] == JobStatus.PROCESSING.value:
+                abort(400, message="Cannot delete job that is currently processing")
+            store.delete(job_id)
+        return {"job_id": job_id, "message": "Job deleted successfully"}

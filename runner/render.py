@@ -1,0 +1,153 @@
+"""The work process: `python -m runner.render JOB_ID --data-dir DIR`.
+
+Reads everything about the job from its file, loads the model, generates, writes
+the MP4, marks the job completed and exits, so all of its memory goes back to the
+system. On an exception it marks the job failed with the error and exits 1; if it
+dies any other way, its guard records how.
+"""
+
+import argparse
+import os
+import sys
+import time
+import traceback
+
+# Never reach out to a model hub, whatever the environment says: the model is a local folder.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hunyuan_api import cost_model  # noqa: E402  (after the environment is set)
+from hunyuan_api.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
+from hunyuan_api.job_store import JobStore  # noqa: E402
+from hunyuan_api.timing_stats import TimingStats  # noqa: E402
+from runner.progress import ProgressReporter  # noqa: E402
+
+
+def _log(message):
+    print(f"[runner {utc_now()}] {message}", flush=True)
+
+
+def render(store, job):
+    """Generate the job's video; returns the completed job record."""
+    params = job["params"]
+    model_dir = job["model"]["path"]
+    runtime = (job.get("runner") or {}).get("runtime") or {}
+    geo = cost_model.geometry(model_dir)
+    stats = TimingStats(store.root, job["model"]["name"])
+    reporter = ProgressReporter(store, job, geo, stats.rates())
+    heartbeat = reporter.start_heartbeat()
+
+    # Imported here so the "starting" phase measures what a job really pays for them.
+    import torch
+
+    from runner import pipeline, video_file
+    from runner.threads import ThreadShare
+
+    threads = ThreadShare(store, torch, fixed=runtime.get("threads"))
+    threads.apply()
+    device = pipeline.select_device(runtime.get("device", "auto"))
+    dtype = pipeline.select_dtype(device)
+    _log(f"device {device}, dtype {dtype}, {torch.get_num_threads()} threads, model {model_dir}")
+    _record_runtime(store, job["job_id"], device, dtype, torch.get_num_threads())
+
+    reporter.enter(Phase.LOADING)
+    pipe = pipeline.load(model_dir, device, dtype)
+
+    reporter.enter(Phase.TEXT)
+    prompt_kwargs = pipeline.encode_prompts(pipe, params, pipeline.prompt_template(model_dir), device)
+
+    def on_step(index):
+        reporter.step_done(index)
+        threads.maybe_rebalance()
+
+    reporter.enter(Phase.DENOISING)
+    latents = pipeline.denoise(pipe, params, prompt_kwargs, on_step)
+
+    reporter.enter(Phase.DECODING)
+    threads.apply()
+    frames, decode_mode = pipeline.decode(pipe, latents)
+    _log(f"decoded {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} ({decode_mode})")
+    del pipe, latents, prompt_kwargs
+
+    reporter.enter(Phase.WRITING)
+    partial = store.partial_video_path(job["job_id"])
+    video_file.write_mp4(frames, partial, params["fps"])
+    written = video_file.probe(partial)
+    expected = (params["video_length"], params["width"], params["height"])
+    if (written["frames"], written["width"], written["height"]) != expected:
+        raise RuntimeError(
+            f"the encoded video has {written['frames']} frames of {written['width']}x{written['height']}, "
+            f"expected {expected[0]} frames of {expected[1]}x{expected[2]}"
+        )
+    final = store.video_path(job["job_id"])
+    os.replace(partial, final)
+    video = {
+        "file": video_filename(job["job_id"]),
+        "bytes": final.stat().st_size,
+        "frames": written["frames"],
+        "width": written["width"],
+        "height": written["height"],
+        "fps": params["fps"],
+        "codec": written["codec"],
+        "pix_fmt": written["pix_fmt"],
+        "duration_seconds": round(written["frames"] / params["fps"], 3),
+    }
+    heartbeat.set()
+    done = reporter.complete(video)
+    _record_sample(stats, done, geo)
+    return done
+
+
+def _record_runtime(store, job_id, device, dtype, threads):
+    def change(job):
+        job["runner"]["device"] = device
+        job["runner"]["dtype"] = str(dtype).replace("torch.", "")
+        job["runner"]["threads"] = threads
+
+    store.update(job_id, change)
+
+
+def _record_sample(stats, job, geo):
+    """Feed this job's phase timings into the model's statistics, for later estimates."""
+    work = cost_model.job_work(job["params"], geo)
+    phases = {
+        phase: {"seconds": seconds, "work": work[phase]}
+        for phase, seconds in job["timings"].items()
+        if phase in work
+    }
+    stats.record({"job_id": job["job_id"], "finished_at": job["finished_at"], "phases": phases})
+
+
+def main(argv=None):
+    """Command line of the work process."""
+    parser = argparse.ArgumentParser(description="Generate one job's video.")
+    parser.add_argument("job_id")
+    parser.add_argument("--data-dir", required=True)
+    args = parser.parse_args(argv)
+    store = JobStore(args.data_dir)
+    job = store.get(args.job_id)
+    started = time.monotonic()
+    _log(f"job {args.job_id}: {job['params']}")
+    try:
+        render(store, job)
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"{type(exc).__name__}: {exc}"
+        store.update(args.job_id, lambda record: mark_failed(record, message))
+        store.partial_video_path(args.job_id).unlink(missing_ok=True)
+        _log(f"job failed after {time.monotonic() - started:.1f} s: {message}")
+        return 1
+    _log(f"job completed in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _exit_now(code):
+    """Exit without Python's teardown: the job is settled, and unloading torch takes
+    over a second during which this process would still hold a worker slot."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    _exit_now(main())

@@ -1,0 +1,228 @@
+"""Build the embedded default model: a tiny random-weight HunyuanVideo pipeline.
+
+The service has to run, and be tested, on machines with no GPU and no access to a
+model hub. So it builds its own demo pipeline: the same diffusers and transformers
+classes as the real 13B checkpoint, with tiny configs and tokenizers made from an
+in-memory vocabulary, seeded so that every build is byte-for-byte identical. It is
+saved as an ordinary diffusers folder and loaded through `from_pretrained`, exactly
+like real weights. Its videos are noise: it exists to exercise the whole path.
+
+Run `python -m runner.tiny_model DEST` to build it by hand.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import string
+import sys
+import tempfile
+from pathlib import Path
+
+# Bump the version in EMBEDDED_MODEL_NAME when anything below changes what gets
+# built, so an old build is never mistaken for the current one.
+from hunyuan_api.model_source import EMBEDDED_MODEL_NAME, METADATA_FILE
+
+# The Llama-3 chat markers used by the pipeline's prompt template: they must be
+# single tokens, as they are in the real tokenizer.
+LLAMA_SPECIAL_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+# Sized for the 60 s budget of the seed's default request (640x480, 61 frames, 30
+# steps) on two cores: one attention head keeps the 19k-token attention cheap, and
+# a VAE with no extra resnets and no mid-block attention keeps decoding at full
+# resolution to a few convolutions. Patch size and compression ratios match the
+# real model, so the same sizes are valid for both.
+TRANSFORMER_CONFIG = dict(
+    in_channels=4,
+    out_channels=4,
+    num_attention_heads=1,
+    attention_head_dim=16,
+    num_layers=1,
+    num_single_layers=0,
+    num_refiner_layers=1,
+    mlp_ratio=4.0,
+    patch_size=2,
+    patch_size_t=1,
+    qk_norm="rms_norm",
+    guidance_embeds=True,
+    text_embed_dim=16,
+    pooled_projection_dim=8,
+    rope_theta=256.0,
+    rope_axes_dim=(4, 6, 6),
+)
+VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+    up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+    block_out_channels=(4, 4, 4, 4),
+    layers_per_block=0,
+    norm_num_groups=2,
+    spatial_compression_ratio=8,
+    temporal_compression_ratio=4,
+    mid_block_add_attention=False,
+)
+LLAMA_CONFIG = dict(
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=2048,
+)
+CLIP_CONFIG = dict(
+    hidden_size=8,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    projection_dim=8,
+    max_position_embeddings=77,
+)
+
+
+def _llama_tokenizer():
+    """A character-level Llama tokenizer: every printable ASCII character, with byte fallback."""
+    from transformers import LlamaTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<pad>": 3}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for char in "▁" + string.ascii_letters + string.digits + string.punctuation:
+        vocab.setdefault(char, len(vocab))
+    tokenizer = LlamaTokenizerFast(
+        vocab=vocab,
+        merges=[],
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        # The pipeline crops the template off the front of the sequence: padding must follow the text.
+        padding_side="right",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": LLAMA_SPECIAL_TOKENS})
+    return tokenizer
+
+
+def _clip_tokenizer():
+    """A character-level CLIP tokenizer over the byte-level alphabet."""
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in alphabet:
+        vocab[char] = len(vocab)
+        vocab[char + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def _prompt_template_crop_start(tokenizer):
+    """Count the tokens of the pipeline's prompt template that come before the user's prompt.
+
+    The pipeline's default `crop_start` (95) is right for the real Llama-3 tokenizer
+    only; with the tiny tokenizer the template is longer, and the wrong crop would
+    cut the prompt itself away.
+    """
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
+
+    prefix = DEFAULT_PROMPT_TEMPLATE["template"].split("{}")[0]
+    return len(tokenizer(prefix)["input_ids"])
+
+
+def build_pipeline():
+    """Create the tiny pipeline in memory, with weights drawn from fixed seeds."""
+    import torch
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
+
+    tokenizer = _llama_tokenizer()
+    tokenizer_2 = _clip_tokenizer()
+    # Each component gets its own seed so changing one config leaves the others' weights alone.
+    torch.manual_seed(0)
+    transformer = HunyuanVideoTransformer3DModel(**TRANSFORMER_CONFIG)
+    torch.manual_seed(1)
+    vae = AutoencoderKLHunyuanVideo(**VAE_CONFIG)
+    torch.manual_seed(2)
+    text_encoder = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **LLAMA_CONFIG))
+    torch.manual_seed(3)
+    text_encoder_2 = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer_2),
+            bos_token_id=tokenizer_2.bos_token_id,
+            eos_token_id=tokenizer_2.eos_token_id,
+            pad_token_id=tokenizer_2.pad_token_id,
+            **CLIP_CONFIG,
+        )
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
+    return HunyuanVideoPipeline(
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=scheduler,
+        text_encoder_2=text_encoder_2.eval(),
+        tokenizer_2=tokenizer_2,
+    )
+
+
+def service_metadata(pipeline):
+    """What the service needs to know about this model beyond the diffusers files."""
+    return {
+        "name": EMBEDDED_MODEL_NAME,
+        "demo": True,
+        "description": (
+            "Embedded demo model: a tiny HunyuanVideo pipeline with random weights, built offline by "
+            "the service. It exercises the whole generation path but its videos are noise. Set "
+            "MODEL_PATH to a diffusers-format HunyuanVideo folder to generate real videos."
+        ),
+        "prompt_template_crop_start": _prompt_template_crop_start(pipeline.tokenizer),
+    }
+
+
+def build_tiny_model(dest):
+    """Build the tiny pipeline and save it as a diffusers folder at `dest`.
+
+    The folder appears atomically: it is written beside `dest` and renamed into
+    place, so a crash never leaves a half-written model that looks complete.
+    Returns the destination path.
+    """
+    dest = Path(dest)
+    if (dest / METADATA_FILE).exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        pipeline = build_pipeline()
+        pipeline.save_pretrained(staging, safe_serialization=True)
+        # The metadata file is written last: its presence marks a complete model.
+        (staging / METADATA_FILE).write_text(json.dumps(service_metadata(pipeline), indent=2) + "\n")
+        os.chmod(staging, 0o755)  # mkdtemp creates it private
+        os.replace(staging, dest)
+    except OSError:
+        # Another process finished the same build first; its copy is identical.
+        if not (dest / METADATA_FILE).exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def main(argv=None):
+    """Command line: build the tiny model into the given folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dest", help="folder to create (skipped if it already holds a complete build)")
+    args = parser.parse_args(argv)
+    path = build_tiny_model(args.dest)
+    print(f"embedded model ready at {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
