@@ -36,7 +36,7 @@ def select_dtype(device):
 
 def load(model_dir, device, dtype):
     """Load the pipeline from a local diffusers folder; never reaches out to a hub."""
-    pipe = HunyuanVideoPipeline.from_pretrained(model_dir, torch_dtype=dtype, local_files_only=True)
+    pipe = HunyuanVideoPipeline.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -1,0 +1,100 @@
+"""Shared fixtures: a data folder per test, the tiny model built once per session, the app."""
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hunyuan_api import create_app
+from hunyuan_api.job_store import JobStore
+from hunyuan_api.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_RUNNERS = Path(__file__).resolve().parent / "fixtures" / "runners"
+ARTIFACTS = ROOT / "test-artifacts"
+
+# A request small enough to render in seconds on two cores with the tiny model.
+SMALL_REQUEST = {
+    "prompt": "A cat walks on the grass, realistic style.",
+    "width": 256,
+    "height": 256,
+    "video_length": 13,
+    "fps": 8,
+    "num_inference_steps": 10,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The embedded demo model, built once for the whole session by the service's own builder."""
+    path = tmp_path_factory.mktemp("models") / EMBEDDED_MODEL_NAME
+    EmbeddedModelBuilder(ModelSource(path, embedded=True)).build_now()
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path, tiny_model):
+    """A fresh data folder whose embedded model is the session's build (a symlink, not a copy)."""
+    folder = tmp_path / "data"
+    (folder / "models").mkdir(parents=True)
+    (folder / "models" / EMBEDDED_MODEL_NAME).symlink_to(tiny_model, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture
+def store(data_dir):
+    """The job store of the test's data folder."""
+    return JobStore(data_dir)
+
+
+def make_app(data_dir, **settings):
+    """An app on `data_dir` whose supervisor only ticks when a test tells it to."""
+    config = {"DATA_DIR": str(data_dir), "SUPERVISOR_AUTOSTART": False, "TESTING": True}
+    config.update(settings)
+    return create_app(config)
+
+
+@pytest.fixture
+def app(data_dir):
+    """The app, with its supervisor idle (tests tick it by hand)."""
+    return make_app(data_dir)
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client: real requests through the whole WSGI app."""
+    return app.test_client()
+
+
+def fixture_runner(name):
+    """The work-process command of a fixture runner in tests/fixtures/runners."""
+    return [sys.executable, str(FIXTURE_RUNNERS / f"{name}.py")]
+
+
+def wait_for(predicate, timeout, interval=0.1, message="condition"):
+    """Poll `predicate` until it returns a truthy value; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def artifact_path(name):
+    """A path under test-artifacts/ for files worth keeping after a run (videos, logs)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
+
+
+def copy_artifact(source, name):
+    """Keep a copy of `source` as a test artifact."""
+    shutil.copy(source, artifact_path(name))
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
