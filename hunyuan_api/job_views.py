@@ -83,5 +83,6 @@ class JobViewer:
             "params": params,
             "adjustments": job.get("adjustments", []),
             "model": (job.get("model") or {}).get("name"),
+            "timings": job.get("timings", {}),
             "video": video,
         }

@@ -119,6 +119,11 @@ class JobStatusSchema(ma.Schema):
     params = ma.fields.Dict(metadata={"description": "The parameters actually used"})
     adjustments = ma.fields.List(ma.fields.String())
     model = ma.fields.String(allow_none=True)
+    timings = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Float(),
+        metadata={"description": "Seconds each finished phase took"},
+    )
     video = ma.fields.Nested(VideoSchema, allow_none=True)
 
 
