@@ -50,6 +50,8 @@ class JobStore:
         for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(self.locks_dir / "jobs.lock")
+        # Files seen settled (finished, runner gone), by identity: skipped by active_jobs().
+        self._settled = {}
 
     # -- paths -------------------------------------------------------------
 
@@ -112,6 +114,35 @@ class JobStore:
                 unreadable.append(exc)
         jobs.sort(key=lambda job: (job["created_at"], job["job_id"]))
         return jobs, unreadable
+
+    def active_jobs(self):
+        """The jobs that still matter to dispatch: unfinished, or with a runner not yet ended.
+
+        Settled jobs never change again unless their file is rewritten, so a file
+        seen settled is skipped while its inode, size and mtime stay the same: a
+        tick costs one stat per finished job instead of a read and a parse.
+        Unreadable files are left out (list() reports them). Oldest first.
+        """
+        jobs = []
+        for path in self.jobs_dir.glob("*.json"):
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue
+            signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+            if self._settled.get(path.name) == signature or not is_job_id(path.stem):
+                continue
+            try:
+                job = self.get(path.stem)
+            except (JobNotFound, JobFileUnreadable):
+                continue
+            runner = job.get("runner") or {}
+            if JobStatus(job["status"]).is_terminal and (not runner or runner.get("ended_at")):
+                self._settled[path.name] = signature
+            else:
+                jobs.append(job)
+        jobs.sort(key=lambda job: (job["created_at"], job["job_id"]))
+        return jobs
 
     # -- writing -----------------------------------------------------------
 

@@ -109,7 +109,7 @@ class Supervisor:
             model_ready = self.model_builder.ready()
         started = []
         with self._lock:
-            jobs, _ = self.store.list()
+            jobs = self.store.active_jobs()
             busy = 0
             for job in jobs:
                 if self._holds_slot(job):

@@ -37,8 +37,7 @@ class ThreadShare:
         """Cores divided by the runners alive now (this one included)."""
         if self.fixed:
             return self.fixed
-        jobs, _ = self.store.list()
-        runners = max(1, sum(1 for job in jobs if runner_alive(job)))
+        runners = max(1, sum(1 for job in self.store.active_jobs() if runner_alive(job)))
         return max(1, self.cores // runners)
 
     def apply(self):

@@ -114,3 +114,24 @@ def test_concurrent_updates_from_processes_lose_nothing(store):
         p.join(60)
         assert p.exitcode == 0
     assert store.get(job["job_id"])["step"] == 200
+
+
+def test_active_jobs_skips_settled_files_until_they_change(store):
+    queued = make_job(store)
+    done = make_job(store)
+    store.update(done["job_id"], lambda j: j.update(status="completed"))
+    assert [j["job_id"] for j in store.active_jobs()] == [queued["job_id"]]
+    # A settled file is not read again while its identity is unchanged: edited in place to a
+    # same-size "queued" record with its mtime put back, it would show up if it were re-read.
+    path = store.job_path(done["job_id"])
+    before = path.stat()
+    text = path.read_text()
+    edited = text.replace('"status": "completed",', '"status": "queued",   ')
+    assert len(edited) == len(text) and edited != text
+    with open(path, "r+") as handle:
+        handle.write(edited)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert [j["job_id"] for j in store.active_jobs()] == [queued["job_id"]]
+    # A rewritten file is read again (an operator re-queued it by hand, say).
+    store.update(done["job_id"], lambda j: j.update(status="queued"))
+    assert {j["job_id"] for j in store.active_jobs()} == {queued["job_id"], done["job_id"]}
