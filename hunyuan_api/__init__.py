@@ -10,7 +10,7 @@ import logging  # noqa: E402  (the version must exist before the modules that re
 
 from flask import Flask  # noqa: E402
 
-from . import config  # noqa: E402
+from . import config, params  # noqa: E402
 from .api import Api  # noqa: E402
 from .job_store import JobStore  # noqa: E402
 from .model_source import EmbeddedModelBuilder, resolve  # noqa: E402
@@ -34,13 +34,14 @@ def create_app(test_config=None):
         app.config.update(config.from_environ(test_config.get("ENVIRON", {})))
         app.config.update(test_config)
 
+    app.config["PARAMETERS"] = params.parameter_table(app.config)
     store = JobStore(app.config["DATA_DIR"])
     model = resolve(app.config["MODEL_PATH"], app.config["DATA_DIR"])
     builder = EmbeddedModelBuilder(model)
     supervisor = Supervisor(
         store,
         max_workers=app.config["MAX_WORKERS"],
-        runtime={"device": app.config["DEVICE"], "threads": app.config["RUNNER_THREADS"]},
+        runtime=config.runner_runtime(app.config),
         worker_command=app.config["WORKER_COMMAND"],
         job_timeout=app.config["JOB_TIMEOUT"],
         poll_interval=app.config["SUPERVISOR_POLL_INTERVAL"],
@@ -55,6 +56,7 @@ def create_app(test_config=None):
     api.register_blueprint(jobs.blp)
     api.register_blueprint(videos.blp)
     app.register_blueprint(docs_assets.blp)
+    _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:
         supervisor.start()
@@ -62,3 +64,11 @@ def create_app(test_config=None):
         "serving with data folder %s, model %s, MAX_WORKERS=%s", store.root, model.path, app.config["MAX_WORKERS"]
     )
     return app
+
+
+def _document_configured_ranges(api, table):
+    """Write the configured ranges and defaults into the OpenAPI document's request schema."""
+    properties = api.spec.components.schemas["GenerateRequest"]["properties"]
+    for p in table:
+        if p.name in params.CONFIGURABLE:
+            properties[p.name].update(minimum=p.minimum, maximum=p.maximum, default=p.default)

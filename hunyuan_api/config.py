@@ -36,9 +36,20 @@ def from_environ(environ=None):
     """
     env = os.environ if environ is None else environ
     max_workers = _int("MAX_WORKERS", env.get("MAX_WORKERS", "2"), 1)
-    device = env.get("DEVICE", "auto").strip().lower()
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"DEVICE must be auto, cpu or cuda, not {device!r}")
+    device = _choice("DEVICE", env.get("DEVICE", "auto"), ("auto", "cpu", "cuda"))
+    compute = _choice("COMPUTE_DTYPE", env.get("COMPUTE_DTYPE", "auto"), ("auto", "float32", "bfloat16"))
+    weights = _choice("WEIGHT_DTYPE", env.get("WEIGHT_DTYPE", "auto"), ("auto", "float32", "bfloat16", "float8"))
+    cache = _choice("STEP_CACHE", env.get("STEP_CACHE", "none"), ("none", "first_block", "taylorseer"))
+    steps = {
+        name: _int(name, env.get(name, default), 1)
+        for name, default in (("MIN_STEPS", "10"), ("DEFAULT_STEPS", "30"), ("MAX_STEPS", "50"))
+    }
+    if not steps["MIN_STEPS"] <= steps["DEFAULT_STEPS"] <= steps["MAX_STEPS"]:
+        raise ValueError(f"need MIN_STEPS <= DEFAULT_STEPS <= MAX_STEPS, not {steps}")
+    max_shift = _float("MAX_FLOW_SHIFT", env.get("MAX_FLOW_SHIFT", "10"), 0.01)
+    default_shift = _float("DEFAULT_FLOW_SHIFT", env.get("DEFAULT_FLOW_SHIFT", "7"), 0.0)
+    if default_shift > max_shift:
+        raise ValueError(f"DEFAULT_FLOW_SHIFT ({default_shift}) is above MAX_FLOW_SHIFT ({max_shift})")
     return {
         "DATA_DIR": os.path.abspath(env.get("DATA_DIR", "data")),
         "MODEL_PATH": env.get("MODEL_PATH", "").strip(),
@@ -48,7 +59,40 @@ def from_environ(environ=None):
         "DEVICE": device,
         "JOB_TIMEOUT": _float("JOB_TIMEOUT", env.get("JOB_TIMEOUT", "0"), 0),
         "SUPERVISOR_POLL_INTERVAL": _float("SUPERVISOR_POLL_INTERVAL", env.get("SUPERVISOR_POLL_INTERVAL", "1"), 0.05),
+        "COMPUTE_DTYPE": compute,
+        "WEIGHT_DTYPE": "float8_e4m3fn" if weights == "float8" else weights,
+        "RUNNER_NICE": _int("RUNNER_NICE", env.get("RUNNER_NICE", "10"), 0),
+        "STEP_CACHE": cache,
+        "STEP_CACHE_THRESHOLD": _float("STEP_CACHE_THRESHOLD", env.get("STEP_CACHE_THRESHOLD", "0.05"), 0.0),
+        "STEP_CACHE_INTERVAL": _int("STEP_CACHE_INTERVAL", env.get("STEP_CACHE_INTERVAL", "4"), 2),
+        **steps,
+        "DEFAULT_FLOW_SHIFT": default_shift,
+        "MAX_FLOW_SHIFT": max_shift,
     }
+
+
+def runner_runtime(settings):
+    """What every runner is told about how to run (recorded in each job's `runner.runtime`)."""
+    return {
+        "device": settings["DEVICE"],
+        "threads": settings["RUNNER_THREADS"],
+        "compute_dtype": settings["COMPUTE_DTYPE"],
+        "weight_dtype": settings["WEIGHT_DTYPE"],
+        "nice": settings["RUNNER_NICE"],
+        "max_workers": settings["MAX_WORKERS"],
+        "step_cache": {
+            "kind": settings["STEP_CACHE"],
+            "threshold": settings["STEP_CACHE_THRESHOLD"],
+            "interval": settings["STEP_CACHE_INTERVAL"],
+        },
+    }
+
+
+def _choice(name, value, allowed):
+    value = value.strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 # flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/docs_assets.py).

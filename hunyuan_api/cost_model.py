@@ -1,7 +1,9 @@
-"""How much work a job is, from the model's own config files and the job's size.
+"""How much work a job is, by kind, from the model's own config files and the job's size.
 
-Work is counted in floating-point operations (FLOPs) per phase, so that one
-measured rate (seconds per FLOP) carries over between sizes and between models.
+Work is counted per phase and per kind (matrix products of linear layers,
+attention, 3-D convolutions, pixels to encode, bytes to load), because each kind
+runs at its own speed on a given host: `runner/calibrate.py` measures one rate per
+kind at the model's own shapes, so one measurement carries over between sizes.
 The formulas follow diffusers' HunyuanVideo code; see NOTES section 4.
 """
 
@@ -10,15 +12,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-# The pipeline pads the Llama prompt to 256 tokens after its template.
+from .precision import component_weights
+
+# The pipeline pads the Llama prompt to 256 tokens after its template; the runner
+# trims the padding (it is masked out), so attention runs over the prompt's own tokens.
 TEXT_TOKENS = 256
 # The real Llama-3 tokenizer turns the template into 95 tokens (the pipeline's crop_start).
 DEFAULT_TEMPLATE_TOKENS = 95
+# English runs about 4 characters per Llama-3 token; the demo model's tokenizer is per character.
+DEFAULT_CHARS_PER_TOKEN = 4.0
 CLIP_TOKENS = 77
-# One attention score costs a max, an exp and a sum beside its two multiply-adds:
-# counted as this many FLOPs, it makes small-head models (like the demo model,
-# where the softmax dominates) and the real one fit the same rate.
-SOFTMAX_FLOPS_PER_SCORE = 20
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Geometry:
     text_params: int  # Llama text encoder, roughly
     clip_params: int
     template_tokens: int
+    chars_per_token: float
+    weight_bytes: int  # all safetensors files, as stored
 
     @property
     def width(self):
@@ -87,6 +92,10 @@ def _geometry_cached(model_dir, _stamp):
         text_params=text_params,
         clip_params=clip_params,
         template_tokens=meta.get("prompt_template_crop_start", DEFAULT_TEMPLATE_TOKENS),
+        chars_per_token=meta.get("chars_per_token", DEFAULT_CHARS_PER_TOKEN),
+        weight_bytes=sum(
+            component_weights(root, c)["bytes"] for c in ("transformer", "vae", "text_encoder", "text_encoder_2")
+        ),
     )
 
 
@@ -102,10 +111,17 @@ def latent_shape(params, geo):
     return frames, params["height"] // geo.spatial_ratio, params["width"] // geo.spatial_ratio
 
 
+def prompt_tokens(params, geo):
+    """Tokens of the prompt after the template, padding trimmed (estimated from its length)."""
+    estimate = int(len(params.get("prompt") or "") / geo.chars_per_token) + 2
+    return max(1, min(TEXT_TOKENS, estimate))
+
+
 def sequence_length(params, geo):
-    """Tokens the transformer attends over: image patches plus the padded prompt."""
+    """Tokens the transformer attends over: image patches plus the prompt's tokens."""
     frames, height, width = latent_shape(params, geo)
-    return (frames // geo.patch_t) * (height // geo.patch) * (width // geo.patch) + TEXT_TOKENS
+    image = (frames // geo.patch_t) * (height // geo.patch) * (width // geo.patch)
+    return image + prompt_tokens(params, geo)
 
 
 def uses_true_cfg(params):
@@ -113,13 +129,15 @@ def uses_true_cfg(params):
     return params.get("guidance_scale", 1.0) > 1.0
 
 
-def step_flops(params, geo):
-    """FLOPs of one denoising step: linear layers plus attention, doubled by real CFG."""
+def step_work(params, geo):
+    """`{"linear", "attention"}` FLOPs of one denoising step, doubled by real CFG."""
     n = sequence_length(params, geo)
     d = geo.width
-    linear = 24 * d * d * n * geo.blocks
-    attention = (4 * n * n * d + SOFTMAX_FLOPS_PER_SCORE * n * n * geo.heads) * geo.blocks
-    return (linear + attention) * (2 if uses_true_cfg(params) else 1)
+    passes = 2 if uses_true_cfg(params) else 1
+    return {
+        "linear": 24 * d * d * n * geo.blocks * passes,
+        "attention": 4 * n * n * d * geo.blocks * passes,
+    }
 
 
 def text_flops(params, geo):
@@ -161,16 +179,19 @@ def video_voxels(params):
 
 
 def job_work(params, geo):
-    """The work of each phase of a job, in the units its rate is measured in.
+    """The work of each phase of a job, by kind: `{phase: {kind: amount}}`.
 
-    Starting (interpreter and imports) and loading are counted as 1 unit each:
-    they cost about the same for every job of a model.
+    Kinds: "linear", "attention" and "conv" in FLOPs, "voxels" in pixels x frames,
+    "bytes" of weights to load, and "fixed" (1 per job: interpreter start-up,
+    imports and per-job overheads, which cost the same whatever the size).
     """
+    step = step_work(params, geo)
+    steps = params["num_inference_steps"]
     return {
-        "starting": 1.0,
-        "loading_model": 1.0,
-        "encoding_text": float(text_flops(params, geo)),
-        "denoising": float(step_flops(params, geo)) * params["num_inference_steps"],
-        "decoding": float(decode_flops(params, geo)),
-        "writing_video": float(video_voxels(params)),
+        "starting": {"fixed": 1.0},
+        "loading_model": {"fixed": 1.0, "bytes": float(geo.weight_bytes)},
+        "encoding_text": {"linear": float(text_flops(params, geo))},
+        "denoising": {kind: float(amount) * steps for kind, amount in step.items()},
+        "decoding": {"conv": float(decode_flops(params, geo))},
+        "writing_video": {"voxels": float(video_voxels(params))},
     }

@@ -16,9 +16,8 @@ from .job_record import WORK_PHASES, JobStatus, parse_time
 
 
 def predict(params, geo, rates):
-    """Predicted seconds of each phase of a job with `params`."""
-    work = job_work(params, geo)
-    return {phase: work[phase] * rates[phase][0] for phase in work}
+    """Predicted seconds of each phase of a job with `params` (rates: timing_stats.Rates)."""
+    return {phase: rates.phase_seconds(phase, work) for phase, work in job_work(params, geo).items()}
 
 
 def _elapsed(start, now):
@@ -53,10 +52,10 @@ def remaining(job, predicted, rates, now):
     if phase == "denoising" and job.get("step"):
         left = (job["params"]["num_inference_steps"] - job["step"]) * job["step_seconds"]
     else:
-        scale = 1.0 if rates[phase][1] else factor
+        scale = 1.0 if rates.measured(phase) else factor
         left = max(predicted[phase] * scale - in_phase, 0.0)
     for later in names[index + 1 :]:
-        left += predicted[later] * (1.0 if rates[later][1] else factor)
+        left += predicted[later] * (1.0 if rates.measured(later) else factor)
     return left
 
 

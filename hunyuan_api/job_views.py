@@ -3,6 +3,7 @@
 from datetime import datetime, timezone
 
 from . import cost_model, estimates
+from .host import runner_threads
 from .job_record import JobStatus
 from .timing_stats import TimingStats
 
@@ -10,12 +11,15 @@ from .timing_stats import TimingStats
 class JobViewer:
     """Builds status objects for jobs, estimating times from each job's model and the queue."""
 
-    def __init__(self, store, max_workers):
+    def __init__(self, store, max_workers, threads_setting=0):
         self.store = store
         self.max_workers = max_workers
+        self.threads_setting = threads_setting
         self.now = datetime.now(timezone.utc)
         self._geometry = {}
         self._rates = {}
+        # Runners expected side by side; decides the threads a queued job will get.
+        self._concurrency = 1
 
     def _estimate(self, job):
         """`(estimated_time, seconds_left)` of a job's run, or (None, None) if its model is gone."""
@@ -24,16 +28,20 @@ class JobViewer:
         if path not in self._geometry:
             try:
                 self._geometry[path] = cost_model.geometry(path)
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError, KeyError):
                 self._geometry[path] = None
-        if name not in self._rates:
-            self._rates[name] = TimingStats(self.store.root, name).rates()
         geo = self._geometry[path]
         if geo is None:
             return None, None
-        return estimates.run_estimate(job, geo, self._rates[name], self.now)
+        threads = (job.get("runner") or {}).get("threads") or runner_threads(self.threads_setting, self._concurrency)
+        if (name, threads) not in self._rates:
+            self._rates[name, threads] = TimingStats(self.store.root, name).rates(threads)
+        return estimates.run_estimate(job, geo, self._rates[name, threads], self.now)
 
     def _plan(self, jobs):
+        unfinished = sum(1 for job in jobs if not JobStatus(job["status"]).is_terminal)
+        self._concurrency = max(1, min(self.max_workers, unfinished))
+
         def estimate_of(job):
             total, left = self._estimate(job)
             return (total or 0.0, left or 0.0)

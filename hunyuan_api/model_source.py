@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-EMBEDDED_MODEL_NAME = "tiny-random-hunyuanvideo-v1"
+EMBEDDED_MODEL_NAME = "tiny-random-hunyuanvideo-v2"
 METADATA_FILE = "hunyuan_api_model.json"  # written by the service beside the diffusers files
 BUILD_ERROR_FILE = "build-error.txt"
 # After a failed build, wait this long before trying again rather than spinning.

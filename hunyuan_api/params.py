@@ -5,7 +5,7 @@ cannot disagree with each other or with the API document.
 """
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # HunyuanVideo patchifies latents 2x2 after an 8x spatial VAE: pixel sizes must be
 # multiples of 16. The VAE compresses time 4x and keeps the first frame, so frame
@@ -60,6 +60,25 @@ PARAMETERS = (
     ),
 )
 PARAMETERS_BY_NAME = {p.name: p for p in PARAMETERS}
+# Set by configuration, for step-distilled checkpoints (e.g. 6 steps at shift 17).
+CONFIGURABLE = ("num_inference_steps", "flow_shift")
+
+
+def parameter_table(settings):
+    """The parameter table with the ranges the service's settings choose.
+
+    MIN_STEPS / DEFAULT_STEPS / MAX_STEPS and DEFAULT_FLOW_SHIFT / MAX_FLOW_SHIFT
+    replace the API document's 10-50 steps (default 30) and 0-10 shift (default 7).
+    """
+    table = []
+    for p in PARAMETERS:
+        if p.name == "num_inference_steps":
+            p = replace(p, minimum=settings["MIN_STEPS"], default=settings["DEFAULT_STEPS"],
+                        maximum=settings["MAX_STEPS"])
+        elif p.name == "flow_shift":
+            p = replace(p, default=settings["DEFAULT_FLOW_SHIFT"], maximum=settings["MAX_FLOW_SHIFT"])
+        table.append(p)
+    return tuple(table)
 
 
 def nearest_multiple(value, multiple):
@@ -72,14 +91,14 @@ def nearest_frame_count(frames):
     return nearest_multiple(frames - 1, FRAME_STEP) + 1
 
 
-def resolve(request):
+def resolve(request, table=PARAMETERS):
     """Turn a validated request into the parameters the runner will use.
 
     Returns `(params, adjustments)`: `params` holds every value actually used
     (sizes the model can take, a concrete seed), and `adjustments` says in plain
     words what was changed and why, so the job record explains itself.
     """
-    params = {p.name: request.get(p.name, p.default) for p in PARAMETERS}
+    params = {p.name: request.get(p.name, p.default) for p in table}
     params["prompt"] = request["prompt"]
     params["negative_prompt"] = request.get("negative_prompt")
     adjustments = []
@@ -108,7 +127,7 @@ def resolve(request):
     return params, adjustments
 
 
-def describe():
+def describe(table=PARAMETERS):
     """The parameter table as JSON-ready dicts, for `/api/info`."""
     return {
         p.name: {
@@ -118,5 +137,5 @@ def describe():
             "maximum": p.maximum,
             "description": p.description,
         }
-        for p in PARAMETERS
+        for p in table
     }

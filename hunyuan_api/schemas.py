@@ -1,10 +1,11 @@
 """Request and response schemas: they validate input and document the API (OpenAPI)."""
 
 import marshmallow as ma
+from flask import current_app
 from marshmallow import validate
 
 from .job_record import JobStatus
-from .params import MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
+from .params import CONFIGURABLE, MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
 
 _RANGE_ERROR = "Must be between {min} and {max}; got {input}."
 
@@ -14,20 +15,38 @@ def _not_blank(text):
         raise ma.ValidationError("Must not be empty or only whitespace.")
 
 
+def _configured(name):
+    """The app's own version of a parameter whose range is set by configuration."""
+    return {p.name: p for p in current_app.config["PARAMETERS"]}[name]
+
+
+def _configured_range(name):
+    def check(value):
+        p = _configured(name)
+        validate.Range(min=p.minimum, max=p.maximum, error=_RANGE_ERROR)(value)
+
+    return check
+
+
 def _parameter_fields():
-    """One schema field per generation parameter, from the table in params.py."""
+    """One schema field per generation parameter, from the table in params.py.
+
+    Parameters in params.CONFIGURABLE take their default and range from the app's
+    settings at request time (create_app writes them into the OpenAPI document).
+    """
     fields = {}
     for p in PARAMETERS:
         field_class = ma.fields.Integer if p.kind is int else ma.fields.Float
         options = {"strict": True} if p.kind is int else {"allow_nan": False}
+        if p.name in CONFIGURABLE:
+            default, check = (lambda name=p.name: _configured(name).default), _configured_range(p.name)
+            description = f"{p.description} Range and default set by the service's configuration."
+        else:
+            default = p.default
+            check = validate.Range(min=p.minimum, max=p.maximum, error=_RANGE_ERROR)
+            description = f"{p.description} Range {p.minimum}-{p.maximum}, default {p.default}."
         fields[p.name] = field_class(
-            load_default=p.default,
-            validate=validate.Range(min=p.minimum, max=p.maximum, error=_RANGE_ERROR),
-            metadata={
-                "description": f"{p.description} Range {p.minimum}-{p.maximum}, default {p.default}.",
-                "example": p.default,
-            },
-            **options,
+            load_default=default, validate=check, metadata={"description": description, "example": p.default}, **options
         )
     return fields
 

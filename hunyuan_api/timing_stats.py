@@ -1,8 +1,14 @@
-"""Measured phase timings of finished jobs, kept per model, to calibrate estimates.
+"""What this host has measured about a model, kept per model, to calibrate estimates.
 
-Each successful job appends how long each phase took and how much work (see
-cost_model) it was; the rate of a phase is the median seconds-per-unit of the
-most recent samples, so estimates follow the host as it really performs.
+Two layers, both in `<data>/stats/<model>.json`:
+
+- `calibration`: seconds per unit of each kind of work (see cost_model.job_work),
+  measured by `runner/calibrate.py` with the model's own shapes on this host:
+  fp32 matrix products, attention, 3-D convolutions, start-up.
+- `samples`: what each finished job's phases really took, with the work they
+  were. A phase's correction is the median of measured / predicted over the most
+  recent samples, so estimates also learn what calibration misses (page faults
+  while weights load, the per-step overheads of a tiny model, a busy host).
 """
 
 import json
@@ -14,25 +20,60 @@ from filelock import FileLock
 
 from .atomic_file import write_json_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEEP_SAMPLES = 20
-# Few enough that a change of host or device shows in the estimates within a few jobs.
+# Few enough that a change of host or load shows in the estimates within a few jobs.
 RATE_WINDOW = 5
 
-# What a phase costs before anything was measured on this host. The FLOP rate is a
-# cautious figure for fp32 on a 2-core AVX2 machine (NOTES section 5 measured
-# 30-41 GFLOP/s for large GEMMs); model start-up and loading are seconds per job.
-PRIOR_FLOPS_PER_SECOND = 20e9
-PRIOR_SECONDS = {"starting": 8.0, "loading_model": 2.0}
-PRIOR_SECONDS_PER_VOXEL = 40e-9  # x264 on this machine: ~0.8 s for 640x480x61
+# Seconds per unit before anything was measured on this host: fp32 at 20 GFLOP/s
+# (cautious for a small AVX2 CPU), 8 s to start a runner and import torch,
+# 1 GB/s to map weights in, and x264 at ~0.8 s for 640x480x61.
+PRIOR_RATES = {
+    "linear": 1 / 20e9,
+    "attention": 1 / 20e9,
+    "conv": 1 / 20e9,
+    "voxels": 40e-9,
+    "bytes": 1e-9,
+    "fixed": 8.0,
+}
+# Per-phase meaning of the "fixed" kind: start-up is all fixed cost; loading pays a second or so on top of bytes.
+FIXED_SCALE = {"starting": 1.0, "loading_model": 0.125}
 
 
 def _key(model_name):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)[:100] or "model"
 
 
+class Rates:
+    """Seconds-per-unit of each kind of work and a correction per phase."""
+
+    def __init__(self, kinds, corrections, calibrated):
+        self.kinds = kinds
+        self.corrections = corrections
+        self.calibrated = calibrated
+
+    def phase_seconds(self, phase, work):
+        """Predicted seconds of one phase with `work` = `{kind: amount}`."""
+        raw = self.raw_seconds(phase, work)
+        return raw * self.corrections.get(phase, 1.0)
+
+    def raw_seconds(self, phase, work):
+        """The prediction from kind rates alone, before the phase's correction."""
+        total = 0.0
+        for kind, amount in work.items():
+            rate = self.kinds[kind]
+            if kind == "fixed":
+                rate = rate * FIXED_SCALE.get(phase, 1.0)
+            total += amount * rate
+        return total
+
+    def measured(self, phase):
+        """True when this phase's prediction rests on measurements (calibration or history)."""
+        return phase in self.corrections or self.calibrated
+
+
 class TimingStats:
-    """The timing samples of one model, stored in `<data>/stats/<model>.json`."""
+    """The calibration and timing samples of one model on this host."""
 
     def __init__(self, data_dir, model_name):
         folder = Path(data_dir) / "stats"
@@ -41,42 +82,79 @@ class TimingStats:
         self.model_name = model_name
         self._lock = FileLock(folder / f"{_key(model_name)}.json.lock")
 
-    def samples(self):
-        """The stored samples, oldest first ([] if none or unreadable)."""
+    def _read(self):
         try:
             data = json.loads(self.path.read_text())
-            return list(data.get("samples", []))
-        except (OSError, ValueError, AttributeError):
-            return []
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and data.get("format_version") == FORMAT_VERSION else {}
+
+    def _write(self, change):
+        with self._lock:
+            data = self._read() or {"format_version": FORMAT_VERSION, "model": self.model_name, "samples": []}
+            change(data)
+            write_json_atomic(self.path, data)
+
+    def samples(self):
+        """The stored samples, oldest first ([] if none or unreadable)."""
+        return list(self._read().get("samples", []))
+
+    def calibration(self):
+        """The stored calibration, or None."""
+        return self._read().get("calibration")
 
     def record(self, sample):
-        """Append one finished job's `{"job_id", "phases": {phase: {"seconds", "work"}}}`."""
-        with self._lock:
-            samples = (self.samples() + [sample])[-KEEP_SAMPLES:]
-            write_json_atomic(
-                self.path, {"format_version": FORMAT_VERSION, "model": self.model_name, "samples": samples}
-            )
+        """Append one finished job's `{"job_id", "threads", "phases": {phase: {"seconds", "work"}}}`."""
 
-    def rates(self):
-        """Seconds per unit of work for each phase, from recent samples, with priors for the rest.
+        def append(data):
+            data["samples"] = (data.get("samples", []) + [sample])[-KEEP_SAMPLES:]
 
-        Returns `{phase: (rate, measured)}` where `measured` tells a calibrated rate
-        from a prior guess.
+        self._write(append)
+
+    def set_calibration(self, calibration):
+        """Store a new calibration (measured by runner/calibrate.py)."""
+
+        def store(data):
+            data["calibration"] = calibration
+
+        self._write(store)
+
+    def rates(self, threads=None):
+        """The Rates to predict with, for a runner that will have `threads` threads.
+
+        The calibration holds rates measured at each thread count a runner can
+        get (all cores alone, a share of them beside others); samples are
+        compared with the rates for the thread count they ran with.
         """
-        rates = {
-            "starting": (PRIOR_SECONDS["starting"], False),
-            "loading_model": (PRIOR_SECONDS["loading_model"], False),
-            "encoding_text": (1 / PRIOR_FLOPS_PER_SECOND, False),
-            "denoising": (1 / PRIOR_FLOPS_PER_SECOND, False),
-            "decoding": (1 / PRIOR_FLOPS_PER_SECOND, False),
-            "writing_video": (PRIOR_SECONDS_PER_VOXEL, False),
-        }
-        per_phase = {}
-        for sample in self.samples():
+        data = self._read()
+        calibration = data.get("calibration") or {}
+        rates = Rates(_kinds_for(calibration, threads), {}, calibrated=bool(calibration))
+        ratios = {}
+        for sample in data.get("samples", []):
+            ran_with = Rates(_kinds_for(calibration, sample.get("threads")), {}, rates.calibrated)
             for phase, entry in sample.get("phases", {}).items():
-                if entry.get("work", 0) > 0 and entry.get("seconds") is not None:
-                    per_phase.setdefault(phase, []).append(entry["seconds"] / entry["work"])
-        for phase, values in per_phase.items():
-            if phase in rates:
-                rates[phase] = (statistics.median(values[-RATE_WINDOW:]), True)
+                predicted = ran_with.raw_seconds(phase, entry.get("work") or {})
+                if predicted > 0 and entry.get("seconds") is not None:
+                    ratios.setdefault(phase, []).append(entry["seconds"] / predicted)
+        rates.corrections = {phase: statistics.median(v[-RATE_WINDOW:]) for phase, v in ratios.items()}
         return rates
+
+
+def _kinds_for(calibration, threads):
+    """Seconds per unit of each kind for a runner with `threads` threads.
+
+    Uses the calibration taken at that thread count, else the nearest one,
+    stretched in proportion (a rough guess, corrected by samples), else priors.
+    """
+    kinds = dict(PRIOR_RATES)
+    measured = calibration.get("by_threads") or {}
+    if not measured:
+        return kinds
+    counts = sorted(int(t) for t in measured)
+    want = threads or counts[-1]
+    nearest = min(counts, key=lambda t: (abs(t - want), -t))
+    kinds.update({k: v for k, v in measured[str(nearest)].items() if k in kinds})
+    if nearest != want:
+        for kind in ("linear", "attention", "conv"):
+            kinds[kind] *= nearest / want
+    return kinds

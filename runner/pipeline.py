@@ -1,23 +1,40 @@
-"""Loading HunyuanVideoPipeline and running its three stages for one job.
+"""HunyuanVideoPipeline run one stage at a time, holding only the weights of the stage at hand.
 
-The stages are run separately (text encoding, denoising to latents, VAE
-decoding) so the job can report each as a phase. Each is still the pipeline's
-own code: `encode_prompt`, `__call__` with `output_type="latent"`, `vae.decode`.
+The 13B model cannot have all its parts resident on a 32 GB host (about 41 GB of
+bf16 weights with its text encoder), and it need not: the text encoders are only
+used before denoising, the transformer only during it, the VAE only after. So:
+
+1. text: load the text encoders, encode the prompt(s), free them;
+2. denoise: load the transformer, run the pipeline's own loop to latents, free it;
+3. decode: load the VAE, decode (tiled when the video is big), free it.
+
+Every stage is still the pipeline's own code (`encode_prompt`, `__call__` with
+`output_type="latent"`, `vae.decode`); components are loaded with their
+`from_pretrained` from the same local folder, memory-mapped when stored in the
+file's own dtype, and upcast layer by layer when stored smaller than the compute
+dtype (see hunyuan_api/precision.py).
 """
 
+import importlib
 import json
 from pathlib import Path
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, HunyuanVideoPipeline
+from diffusers import HunyuanVideoPipeline
+from diffusers.hooks import apply_layerwise_casting
 from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
 from hunyuan_api.model_source import METADATA_FILE
+from runner.memory import StageMemory, release
 
 # Decode the whole video at once when its largest activation stays under this
 # share of free memory; otherwise tile it (the real VAE at 640x480x61 needs ~10 GB
 # per full-size activation untiled, and its attention mask far more).
 UNTILED_DECODE_MEMORY_SHARE = 0.25
+# On a GPU, offload a component block by block when its weights exceed this share of free memory.
+GPU_RESIDENT_SHARE = 0.8
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+          "float8_e4m3fn": torch.float8_e4m3fn}
 
 
 def select_device(requested):
@@ -27,18 +44,6 @@ def select_device(requested):
     if requested in ("cuda", "cpu"):
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def select_dtype(device):
-    """bf16 on a GPU; fp32 on a CPU, where bf16 matrix products are emulated and ~50x slower."""
-    return torch.bfloat16 if device == "cuda" else torch.float32
-
-
-def load(model_dir, device, dtype):
-    """Load the pipeline from a local diffusers folder; never reaches out to a hub."""
-    pipe = HunyuanVideoPipeline.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
 
 
 def prompt_template(model_dir):
@@ -53,46 +58,219 @@ def prompt_template(model_dir):
     return template
 
 
-def encode_prompts(pipe, params, template, device):
-    """Encode the prompt (and, under real CFG, the negative prompt) into pipeline arguments."""
-    embeds, pooled, mask = pipe.encode_prompt(prompt=params["prompt"], prompt_template=template, device=device)
-    kwargs = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled, "prompt_attention_mask": mask}
-    if params["guidance_scale"] > 1.0:
-        # Real CFG needs an unconditional branch; Tencent's code uses an empty negative prompt.
-        negative = params.get("negative_prompt") or ""
-        n_embeds, n_pooled, n_mask = pipe.encode_prompt(prompt=negative, prompt_template=template, device=device)
-        kwargs.update(
-            negative_prompt_embeds=n_embeds,
-            negative_pooled_prompt_embeds=n_pooled,
-            negative_prompt_attention_mask=n_mask,
+def step_cache_config(setting, device):
+    """A diffusers cache config from the STEP_CACHE setting, or None.
+
+    `setting` is `{"kind": "none"|"first_block"|"taylorseer", "threshold", "interval"}`.
+    """
+    kind = (setting or {}).get("kind", "none")
+    if kind == "first_block":
+        from diffusers import FirstBlockCacheConfig
+
+        return FirstBlockCacheConfig(threshold=float(setting.get("threshold", 0.05)))
+    if kind == "taylorseer":
+        from diffusers import TaylorSeerCacheConfig
+
+        return TaylorSeerCacheConfig(
+            cache_interval=int(setting.get("interval", 4)),
+            disable_cache_before_step=int(setting.get("warmup", 3)),
+            # bf16 arithmetic is emulated on most CPUs; keep the Taylor factors in fp32 there.
+            taylor_factors_dtype=torch.bfloat16 if device == "cuda" else torch.float32,
         )
-    return kwargs
+    return None
 
 
-def denoise(pipe, params, prompt_kwargs, on_step):
-    """Run the denoising loop and return latents; `on_step(index)` is called after each step."""
-    # flow_shift is the scheduler's shift, not a pipeline argument.
-    pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=params["flow_shift"])
-    # A CPU generator gives the same noise for a seed on every device.
-    generator = torch.Generator(device="cpu").manual_seed(params["seed"])
+class StagedPipeline:
+    """One job's pipeline, loaded and freed stage by stage."""
 
-    def callback(_pipe, index, _timestep, callback_kwargs):
-        on_step(index)
-        return callback_kwargs
+    def __init__(self, model_dir, device, plan, step_cache=None, keep_loaded=False):
+        self.model_dir = str(model_dir)
+        self.device = device
+        self.compute = DTYPES[plan["compute_dtype"]]
+        self.storage = {name: DTYPES[entry["dtype"]] for name, entry in plan.get("storage", {}).items()}
+        self.file_dtypes = {
+            name: DTYPES.get(entry.get("file_dtype"), self.compute) for name, entry in plan.get("storage", {}).items()
+        }
+        self.step_cache = step_cache
+        self.keep_loaded = keep_loaded  # tests reuse one pipeline for many renders
+        self.memory = StageMemory()
+        self.index = json.loads((Path(model_dir) / "model_index.json").read_text())
+        # Tokenizers and scheduler only: the big components are loaded by their stages.
+        self.pipe = HunyuanVideoPipeline.from_pretrained(
+            self.model_dir,
+            text_encoder=None,
+            text_encoder_2=None,
+            transformer=None,
+            vae=None,
+            local_files_only=True,
+        )
+        self.pipe.set_progress_bar_config(disable=True)
+        vae_config = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
+        # Set by the pipeline from its VAE, which is not loaded yet.
+        self.pipe.vae_scale_factor_temporal = vae_config.get("temporal_compression_ratio", 4)
+        self.pipe.vae_scale_factor_spatial = vae_config.get("spatial_compression_ratio", 8)
 
-    result = pipe(
-        **prompt_kwargs,
-        height=params["height"],
-        width=params["width"],
-        num_frames=params["video_length"],
-        num_inference_steps=params["num_inference_steps"],
-        guidance_scale=params["embedded_guidance_scale"],
-        true_cfg_scale=params["guidance_scale"],
-        generator=generator,
-        output_type="latent",
-        callback_on_step_end=callback,
-    )
-    return result.frames
+    # -- loading -----------------------------------------------------------
+
+    def _load(self, name):
+        """Load one component from its subfolder in its storage dtype, ready to compute in the compute dtype."""
+        library, class_name = self.index[name]
+        cls = getattr(importlib.import_module(library), class_name)
+        storage = self.storage.get(name, self.compute)
+        # Loaders cannot create fp8 modules directly: load in the file's own dtype (memory-mapped,
+        # no copy) and let layerwise casting convert the weights to fp8.
+        load_dtype = storage if storage != torch.float8_e4m3fn else self.file_dtypes.get(name, self.compute)
+        module = cls.from_pretrained(self.model_dir, subfolder=name, dtype=load_dtype, local_files_only=True)
+        module.eval().requires_grad_(False)
+        if storage != self.compute:
+            apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute)
+            _upcast_unhooked(module, self.compute)
+        return self._place(module, storage)
+
+    def _place(self, module, storage):
+        if self.device != "cuda":
+            return module
+        size = sum(p.numel() for p in module.parameters()) * torch.tensor([], dtype=storage).element_size()
+        free, _total = torch.cuda.mem_get_info()
+        if size > GPU_RESIDENT_SHARE * free and hasattr(module, "enable_group_offload"):
+            # Too big for the card: keep weights in host memory and stream them in a block at a time.
+            module.enable_group_offload(
+                onload_device=torch.device("cuda"), offload_device=torch.device("cpu"),
+                offload_type="block_level", num_blocks_per_group=1,
+            )
+            return module
+        return module.to("cuda")
+
+    def _free(self, *names):
+        if self.keep_loaded:
+            return
+        for name in names:
+            setattr(self.pipe, name, None)
+        release()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- stages ------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, params):
+        """Stage 1: encode the prompt (and negative prompt under real CFG); returns pipeline arguments."""
+        self.memory.start("text_encoders")
+        if self.pipe.text_encoder is None:
+            self.pipe.text_encoder = self._load("text_encoder")
+            self.pipe.text_encoder_2 = self._load("text_encoder_2")
+        template = prompt_template(self.model_dir)
+        embeds, pooled, mask = self.pipe.encode_prompt(
+            prompt=params["prompt"], prompt_template=template, device=self.device
+        )
+        kwargs = _trimmed(embeds, pooled, mask, "")
+        if params["guidance_scale"] > 1.0:
+            # Real CFG needs an unconditional branch; Tencent's code uses an empty negative prompt.
+            negative = params.get("negative_prompt") or ""
+            n_embeds, n_pooled, n_mask = self.pipe.encode_prompt(
+                prompt=negative, prompt_template=template, device=self.device
+            )
+            kwargs.update(_trimmed(n_embeds, n_pooled, n_mask, "negative_"))
+        self.memory.end("text_encoders")
+        self._free("text_encoder", "text_encoder_2")
+        self.memory.freed("text_encoders")
+        return kwargs
+
+    @torch.no_grad()
+    def denoise(self, params, prompt_kwargs, on_step):
+        """Stage 2: run the denoising loop to latents; `on_step(index)` after each step."""
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        self.memory.start("transformer")
+        if self.pipe.transformer is None:
+            self.pipe.transformer = self._load("transformer")
+        transformer = self.pipe.transformer
+        cache = step_cache_config(self.step_cache, self.device)
+        if cache is not None:
+            transformer.enable_cache(cache)
+        # flow_shift is the scheduler's shift, not a pipeline argument.
+        self.pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+            self.pipe.scheduler.config, shift=params["flow_shift"]
+        )
+        # A CPU generator gives the same noise for a seed on every device.
+        generator = torch.Generator(device="cpu").manual_seed(params["seed"])
+
+        def callback(_pipe, index, _timestep, callback_kwargs):
+            on_step(index)
+            return callback_kwargs
+
+        try:
+            latents = self.pipe(
+                **prompt_kwargs,
+                height=params["height"],
+                width=params["width"],
+                num_frames=params["video_length"],
+                num_inference_steps=params["num_inference_steps"],
+                guidance_scale=params["embedded_guidance_scale"],
+                true_cfg_scale=params["guidance_scale"],
+                generator=generator,
+                output_type="latent",
+                callback_on_step_end=callback,
+            ).frames
+        finally:
+            if cache is not None:
+                transformer.disable_cache()
+        self.memory.end("transformer")
+        del transformer
+        self._free("transformer")
+        self.memory.freed("transformer")
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents):
+        """Stage 3: decode latents to frames, a uint8 array (frames, height, width, 3); returns (frames, mode)."""
+        self.memory.start("vae")
+        if self.pipe.vae is None:
+            self.pipe.vae = self._load("vae")
+        vae = self.pipe.vae
+        mode = _configure_decoding(vae, latents, self.device)
+        video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (T, C, H, W) in [0, 1]
+        frames = (frames.permute(0, 2, 3, 1).float() * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        del video, vae
+        self.memory.end("vae")
+        self._free("vae")
+        self.memory.freed("vae")
+        return frames, mode
+
+
+def _trimmed(embeds, pooled, mask, prefix):
+    """Pipeline arguments for one prompt, with the masked padding after it cut off.
+
+    The pipeline pads every prompt to 256 tokens and masks the padding out of
+    attention; dropping it is exact (masked keys contribute nothing, and what the
+    padding positions compute is never read) and saves their share of every
+    attention and text-stream layer: 20% of the tokens of a 256x256x13 video.
+    """
+    length = max(int(mask.sum(dim=1).max()), 1)
+    return {
+        f"{prefix}prompt_embeds": embeds[:, :length],
+        f"{prefix}pooled_prompt_embeds": pooled,
+        f"{prefix}prompt_attention_mask": mask[:, :length],
+    }
+
+
+def _upcast_unhooked(module, dtype):
+    """Move the modules layerwise casting leaves alone (norms, embedders) to the compute dtype.
+
+    They are small, but left in a storage dtype like bf16 they would compute in it,
+    which a CPU without native bf16 does ~100x slower.
+    """
+    for child in module.modules():
+        registry = getattr(child, "_diffusers_hook", None)
+        hooked = registry is not None and registry.get_hook("layerwise_casting") is not None
+        if not hooked:
+            for name, param in list(child.named_parameters(recurse=False)):
+                if param.dtype != dtype:
+                    setattr(child, name, torch.nn.Parameter(param.to(dtype), requires_grad=False))
+            for name, buffer in list(child.named_buffers(recurse=False)):
+                if buffer.is_floating_point() and buffer.dtype != dtype:
+                    child.register_buffer(name, buffer.to(dtype))
 
 
 def _available_memory_bytes(device):
@@ -120,14 +298,3 @@ def _configure_decoding(vae, latents, device):
     vae.enable_tiling()
     vae.use_framewise_decoding = True
     return "tiled"
-
-
-@torch.no_grad()
-def decode(pipe, latents):
-    """Decode latents to frames: a uint8 array of shape (frames, height, width, 3)."""
-    vae = pipe.vae
-    mode = _configure_decoding(vae, latents, latents.device.type)
-    video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-    frames = pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (T, C, H, W) in [0, 1]
-    frames = (frames.permute(0, 2, 3, 1).float() * 255).round().clamp(0, 255).to(torch.uint8)
-    return frames.cpu().numpy(), mode

@@ -26,6 +26,8 @@ class ProgressReporter:
         # Phase clocks use wall time so they line up with the timestamps in the file.
         self._phase_started = started.timestamp()
         self.timings = dict(job.get("timings") or {})
+        self.calibrated = False  # set when this job also calibrated the host (its start-up ran long)
+        self._memory = dict(job.get("memory") or {})
         self.step = 0
         self._denoise_started = None
         self._step_seconds = None  # mean seconds per step, fixed at each finished step
@@ -48,6 +50,12 @@ class ProgressReporter:
         with self._mutex:
             self.step = index + 1
             self._step_seconds = round((time.time() - self._denoise_started) / self.step, 4)
+            self._write()
+
+    def record_memory(self, stages):
+        """Write the per-stage memory figures (peak RSS, RSS after freeing) into the job."""
+        with self._mutex:
+            self._memory = {name: dict(values) for name, values in stages.items()}
             self._write()
 
     def refresh(self):
@@ -78,6 +86,8 @@ class ProgressReporter:
         job["timings"] = dict(self.timings)
         job["step"] = self.step
         job["step_seconds"] = self._step_seconds
+        if self._memory:
+            job["memory"] = self._memory
         new = estimates.progress(job, self.geo, self.rates, datetime.now(timezone.utc))
         job["progress"] = round(max(job.get("progress") or 0.0, new), 4)
 

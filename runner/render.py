@@ -16,11 +16,16 @@ import traceback
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hunyuan_api import cost_model  # noqa: E402  (after the environment is set)
+from hunyuan_api import cost_model, precision  # noqa: E402  (after the environment is set)
+from hunyuan_api.host import memory_limit_bytes, runner_threads  # noqa: E402
 from hunyuan_api.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
 from hunyuan_api.job_store import JobStore  # noqa: E402
+from hunyuan_api.supervisor import runner_alive  # noqa: E402
 from hunyuan_api.timing_stats import TimingStats  # noqa: E402
 from runner.progress import ProgressReporter  # noqa: E402
+
+# Runners yield the CPU to the web workers, so the API answers while jobs compute.
+DEFAULT_NICE = 10
 
 
 def _log(message):
@@ -32,42 +37,54 @@ def render(store, job):
     params = job["params"]
     model_dir = job["model"]["path"]
     runtime = (job.get("runner") or {}).get("runtime") or {}
+    os.nice(int(runtime.get("nice", DEFAULT_NICE)))
     geo = cost_model.geometry(model_dir)
     stats = TimingStats(store.root, job["model"]["name"])
-    reporter = ProgressReporter(store, job, geo, stats.rates())
+    alive = sum(1 for other in store.active_jobs() if runner_alive(other)) or 1
+    threads = runner_threads(runtime.get("threads"), alive)
+    reporter = ProgressReporter(store, job, geo, stats.rates(threads))
     heartbeat = reporter.start_heartbeat()
 
     # Imported here so the "starting" phase measures what a job really pays for them.
     import torch
 
-    from runner import pipeline, video_file
+    from runner import calibrate, pipeline, video_file
     from runner.threads import ThreadShare
 
-    threads = ThreadShare(store, torch, fixed=runtime.get("threads"))
-    threads.apply()
+    share = ThreadShare(store, torch, fixed=runtime.get("threads"))
+    threads = share.apply()
+    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1)):
+        _log("calibrated this host for the model")
+        reporter.calibrated = True
+    reporter.rates = stats.rates(threads)
     device = pipeline.select_device(runtime.get("device", "auto"))
-    dtype = pipeline.select_dtype(device)
-    _log(f"device {device}, dtype {dtype}, {torch.get_num_threads()} threads, model {model_dir}")
-    _record_runtime(store, job["job_id"], device, dtype, torch.get_num_threads())
+    budget = memory_limit_bytes() // max(1, int(runtime.get("max_workers", 1)))
+    plan = precision.plan(model_dir, device, runtime.get("compute_dtype", "auto"),
+                          runtime.get("weight_dtype", "auto"), budget)
+    _log(f"device {device}, {threads} threads, model {model_dir}; " + "; ".join(plan["reasons"]))
+    _record_runtime(store, job["job_id"], device, plan, threads, runtime.get("step_cache"))
 
     reporter.enter(Phase.LOADING)
-    pipe = pipeline.load(model_dir, device, dtype)
+    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=runtime.get("step_cache"))
 
     reporter.enter(Phase.TEXT)
-    prompt_kwargs = pipeline.encode_prompts(pipe, params, pipeline.prompt_template(model_dir), device)
+    prompt_kwargs = staged.encode(params)
+    reporter.record_memory(staged.memory.stages)
 
     def on_step(index):
         reporter.step_done(index)
-        threads.maybe_rebalance()
+        share.maybe_rebalance()
 
     reporter.enter(Phase.DENOISING)
-    latents = pipeline.denoise(pipe, params, prompt_kwargs, on_step)
+    latents = staged.denoise(params, prompt_kwargs, on_step)
+    reporter.record_memory(staged.memory.stages)
 
     reporter.enter(Phase.DECODING)
-    threads.apply()
-    frames, decode_mode = pipeline.decode(pipe, latents)
+    share.apply()
+    frames, decode_mode = staged.decode(latents)
+    reporter.record_memory(staged.memory.stages)
     _log(f"decoded {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} ({decode_mode})")
-    del pipe, latents, prompt_kwargs
+    del staged, latents, prompt_kwargs
 
     reporter.enter(Phase.WRITING)
     partial = store.partial_video_path(job["job_id"])
@@ -94,28 +111,35 @@ def render(store, job):
     }
     heartbeat.set()
     done = reporter.complete(video)
-    _record_sample(stats, done, geo)
+    _record_sample(stats, done, geo, threads, skip=("starting",) if reporter.calibrated else ())
     return done
 
 
-def _record_runtime(store, job_id, device, dtype, threads):
+def _record_runtime(store, job_id, device, plan, threads, step_cache):
     def change(job):
-        job["runner"]["device"] = device
-        job["runner"]["dtype"] = str(dtype).replace("torch.", "")
-        job["runner"]["threads"] = threads
+        runner = job["runner"]
+        runner["device"] = device
+        runner["dtype"] = plan["compute_dtype"]
+        runner["weights"] = {name: entry["dtype"] for name, entry in plan["storage"].items()}
+        runner["threads"] = threads
+        runner["step_cache"] = (step_cache or {}).get("kind", "none")
 
     store.update(job_id, change)
 
 
-def _record_sample(stats, job, geo):
-    """Feed this job's phase timings into the model's statistics, for later estimates."""
+def _record_sample(stats, job, geo, threads, skip=()):
+    """Feed this job's phase timings into the model's statistics, for later estimates.
+
+    Phases in `skip` are left out (start-up of a job that also calibrated the host
+    took longer for that reason alone).
+    """
     work = cost_model.job_work(job["params"], geo)
     phases = {
         phase: {"seconds": seconds, "work": work[phase]}
         for phase, seconds in job["timings"].items()
-        if phase in work
+        if phase in work and phase not in skip
     }
-    stats.record({"job_id": job["job_id"], "finished_at": job["finished_at"], "phases": phases})
+    stats.record({"job_id": job["job_id"], "finished_at": job["finished_at"], "threads": threads, "phases": phases})
 
 
 def main(argv=None):

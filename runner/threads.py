@@ -7,20 +7,12 @@ slower than two with half each). The share is re-checked every few seconds as
 jobs start and finish. RUNNER_THREADS pins a fixed number instead.
 """
 
-import os
 import time
 
+from hunyuan_api.host import runner_threads
 from hunyuan_api.supervisor import runner_alive
 
 RECHECK_SECONDS = 5.0
-
-
-def cpu_cores():
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 class ThreadShare:
@@ -30,15 +22,13 @@ class ThreadShare:
         self.store = store
         self.torch = torch
         self.fixed = int(fixed) if fixed else None
-        self.cores = cpu_cores()
         self._checked = 0.0
 
     def share(self):
         """Cores divided by the runners alive now (this one included)."""
         if self.fixed:
             return self.fixed
-        runners = max(1, sum(1 for job in self.store.active_jobs() if runner_alive(job)))
-        return max(1, self.cores // runners)
+        return runner_threads(None, sum(1 for job in self.store.active_jobs() if runner_alive(job)))
 
     def apply(self):
         """Set the thread count now; returns it."""

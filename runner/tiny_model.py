@@ -183,6 +183,8 @@ def service_metadata(pipeline):
             "MODEL_PATH to a diffusers-format HunyuanVideo folder to generate real videos."
         ),
         "prompt_template_crop_start": _prompt_template_crop_start(pipeline.tokenizer),
+        # Its tokenizer has one token per character; estimates count prompt tokens with this.
+        "chars_per_token": 1.0,
     }
 
 

@@ -73,7 +73,14 @@ def test_a_job_renders_a_real_mp4_with_progress_through_every_phase(store, tiny_
     assert job["step"] == 10 and job["step_seconds"] > 0
     assert job["runner"]["device"] == "cpu" and job["runner"]["dtype"] == "float32"
     sample = TimingStats(store.root, model_source.EMBEDDED_MODEL_NAME).samples()[-1]
-    assert sample["job_id"] == job_id and sample["phases"]["denoising"]["work"] > 0
+    assert sample["job_id"] == job_id and sample["phases"]["denoising"]["work"]["attention"] > 0
+    assert sample["threads"] == job["runner"]["threads"] >= 1
+    # The first job on this host measured it, so later estimates rest on measurements.
+    calibration = TimingStats(store.root, model_source.EMBEDDED_MODEL_NAME).calibration()
+    assert calibration["cores"] >= 1 and str(job["runner"]["threads"]) in calibration["by_threads"]
+    assert "starting" not in sample["phases"]  # its start-up included the calibration
+    assert set(job["memory"]) == {"text_encoders", "transformer", "vae"}
+    assert all(stage["peak_rss_mb"] > 0 for stage in job["memory"].values())
     assert not list(store.videos_dir.glob(".*")), "no partial file left behind"
 
 
@@ -98,60 +105,79 @@ def test_the_documents_recommended_settings_all_produce_videos(store, tiny_model
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_model):
-    from runner import pipeline
+def staged(tiny_model):
+    from hunyuan_api import precision
+    from runner.pipeline import StagedPipeline
 
-    return pipeline.load(str(tiny_model), "cpu", pipeline.select_dtype("cpu"))
+    # keep_loaded: one load serves every render of these tests.
+    return StagedPipeline(str(tiny_model), "cpu", precision.plan(str(tiny_model), "cpu"), keep_loaded=True)
 
 
-def render_frames(pipe, tiny_model, calls=None, **overrides):
-    from runner import pipeline
-
+def render_frames(staged, calls=None, **overrides):
     used, _ = params.resolve({**SMALL_REQUEST, "seed": 7, **overrides})
-    kwargs = pipeline.encode_prompts(pipe, used, pipeline.prompt_template(str(tiny_model)), "cpu")
+    kwargs = staged.encode(used)
     if calls is not None:
         calls.append(kwargs)
-    latents = pipeline.denoise(pipe, used, kwargs, lambda index: None)
-    frames, _mode = pipeline.decode(pipe, latents)
+    latents = staged.denoise(used, kwargs, lambda index: None)
+    frames, _mode = staged.decode(latents)
     return frames
 
 
-def test_same_seed_same_video_and_every_input_matters(pipe, tiny_model):
-    base = render_frames(pipe, tiny_model)
+def test_same_seed_same_video_and_every_input_matters(staged):
+    base = render_frames(staged)
     assert base.shape == (13, 256, 256, 3) and base.dtype == np.uint8
-    assert np.array_equal(base, render_frames(pipe, tiny_model))
+    assert np.array_equal(base, render_frames(staged))
     for change in ({"seed": 8}, {"prompt": "A dog runs on the beach."}, {"embedded_guidance_scale": 12.0},
                    {"flow_shift": 2.0}, {"guidance_scale": 4.0}):
-        assert not np.array_equal(base, render_frames(pipe, tiny_model, **change)), change
+        assert not np.array_equal(base, render_frames(staged, **change)), change
 
 
-def test_parameters_reach_the_pipeline_where_they_belong(pipe, tiny_model):
+def test_parameters_reach_the_pipeline_where_they_belong(staged):
     calls = []
     forwards = []
-    hook = pipe.transformer.register_forward_hook(lambda module, args, kwargs_out: forwards.append(1))
+    render_frames(staged)  # loads every stage's component (kept loaded)
+    hook = staged.pipe.transformer.register_forward_hook(lambda module, args, kwargs_out: forwards.append(1))
     try:
-        render_frames(pipe, tiny_model, calls, flow_shift=3.5)
-        assert pipe.scheduler.config.shift == 3.5
+        render_frames(staged, calls, flow_shift=3.5)
+        assert staged.pipe.scheduler.config.shift == 3.5
         assert "negative_prompt_embeds" not in calls[-1]
         assert len(forwards) == 10  # one transformer pass per step without real CFG
         forwards.clear()
-        render_frames(pipe, tiny_model, calls, guidance_scale=3.0, negative_prompt="blurry")
+        render_frames(staged, calls, guidance_scale=3.0, negative_prompt="blurry")
         assert "negative_prompt_embeds" in calls[-1]
         assert len(forwards) == 20  # real CFG: conditional and unconditional pass per step
     finally:
         hook.remove()
 
 
-def test_the_prompt_survives_the_template_crop(pipe, tiny_model):
+def test_the_prompt_survives_the_template_crop(staged, tiny_model):
     from runner import pipeline
 
+    render_frames(staged)
     template = pipeline.prompt_template(str(tiny_model))
-    ids = pipe.tokenizer(template["template"].format("abc"))["input_ids"]
-    tokens = pipe.tokenizer.convert_ids_to_tokens(ids)
+    ids = staged.pipe.tokenizer(template["template"].format("abc"))["input_ids"]
+    tokens = staged.pipe.tokenizer.convert_ids_to_tokens(ids)
     # The cropped sequence starts with the prompt itself, then the template's closing marker.
     assert tokens[template["crop_start"] :] == ["a", "b", "c", "<|eot_id|>"]
-    _embeds, _pooled, mask = pipe.encode_prompt(prompt="abc", prompt_template=template, device="cpu")
+    _embeds, _pooled, mask = staged.pipe.encode_prompt(prompt="abc", prompt_template=template, device="cpu")
     assert int(mask.sum()) == 4
+    # The runner drops the masked padding: the transformer sees the prompt's 4 tokens, not 256.
+    kwargs = staged.encode(dict(params.resolve({**SMALL_REQUEST, "prompt": "abc"})[0]))
+    assert kwargs["prompt_embeds"].shape[1] == 4 and bool(kwargs["prompt_attention_mask"].all())
+
+
+def test_trimming_the_prompt_padding_leaves_the_video_unchanged(staged):
+    import torch
+
+    used, _ = params.resolve({**SMALL_REQUEST, "seed": 7})
+    trimmed = staged.encode(used)
+    template = __import__("runner.pipeline", fromlist=["x"]).prompt_template(staged.model_dir)
+    embeds, pooled, mask = staged.pipe.encode_prompt(prompt=used["prompt"], prompt_template=template, device="cpu")
+    padded = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled, "prompt_attention_mask": mask}
+    assert padded["prompt_embeds"].shape[1] == 256 > trimmed["prompt_embeds"].shape[1]
+    a = staged.denoise(used, trimmed, lambda index: None)
+    b = staged.denoise(used, padded, lambda index: None)
+    assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
 
 
 def test_the_tiny_model_builds_identically_every_time(tiny_model, tmp_path):

@@ -110,7 +110,7 @@ class Info(MethodView):
             "model": model,
             "using_real_weights": "Set MODEL_PATH to a local diffusers-format HunyuanVideo folder "
             "(e.g. a copy of hunyuanvideo-community/HunyuanVideo) and restart.",
-            "parameters": params.describe(),
+            "parameters": params.describe(config["PARAMETERS"]),
             "prompt": {"required": True, "max_length": params.MAX_PROMPT_CHARS},
             "seed": {"minimum": 0, "maximum": params.MAX_SEED, "default": None, "note": "null draws a random seed"},
             "size_rules": {

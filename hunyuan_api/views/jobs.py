@@ -26,7 +26,7 @@ MODEL_RETRY_AFTER_SECONDS = 10
 
 
 def _viewer():
-    return JobViewer(services().store, current_app.config["MAX_WORKERS"])
+    return JobViewer(services().store, current_app.config["MAX_WORKERS"], current_app.config["RUNNER_THREADS"])
 
 
 def _unreadable(exc):
@@ -71,7 +71,7 @@ class Generate(MethodView):
                 message=model_source.unavailable_detail(model),
                 headers={"Retry-After": str(MODEL_RETRY_AFTER_SECONDS)},
             )
-        used, adjustments = params.resolve(request)
+        used, adjustments = params.resolve(request, current_app.config["PARAMETERS"])
         job_id = new_job_id()
         job = new_job(
             job_id,

@@ -1,0 +1,149 @@
+"""Measuring this host's speed at each kind of work a model does, with the model's own shapes.
+
+    python -m runner.calibrate MODEL_DIR --data-dir DATA_DIR [--max-workers N]
+
+No weights are loaded: the measurements use random tensors shaped like the
+model's layers (its hidden width, attention heads and head size, the VAE's
+full-size channel count), at each thread count a runner can get (all cores when
+alone, its share beside others). The result calibrates every estimate the
+service makes for that model (hunyuan_api/timing_stats.py). Takes a few seconds;
+runs again when the host's CPU or core count changes.
+"""
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import psutil
+import torch
+import torch.nn.functional as F
+
+import runner.pipeline  # noqa: F401  (imported like a runner imports it, so start-up is measured truly)
+from hunyuan_api import cost_model, model_source
+from hunyuan_api.host import cpu_cores, cpu_model
+from hunyuan_api.timing_stats import TimingStats
+
+LINEAR_TOKENS = 1024
+# Attention is sampled with about this many FLOPs: a long sequence for a narrow
+# model (whose cost per score is mostly the softmax), 4096 tokens for the real one.
+ATTENTION_SAMPLE_FLOPS = 2e11
+
+
+def _best_seconds(fn, repeats=2):
+    fn()  # warm-up: first calls pay for allocation and kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(geo, threads):
+    """Seconds per unit of each kind of work with `threads` threads, for a model of geometry `geo`."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        width = max(geo.width, 64)
+        x = torch.randn(LINEAR_TOKENS, width)
+        w = torch.randn(4 * width, width)
+        linear = _best_seconds(lambda: F.linear(x, w)) / (2 * LINEAR_TOKENS * width * 4 * width)
+
+        heads, head_dim = geo.heads, geo.head_dim
+        n = int(min(max((ATTENTION_SAMPLE_FLOPS / (4 * heads * head_dim)) ** 0.5, 2048), 16384))
+        q, k, v = (torch.randn(1, heads, n, head_dim) for _ in range(3))
+        # The pipeline always passes a key-padding mask; it changes which kernel runs.
+        mask = torch.ones(1, 1, 1, n, dtype=torch.bool)
+        mask[..., -64:] = False
+        attention = _best_seconds(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)) / (
+            4 * n * n * head_dim * heads
+        )
+
+        channels = geo.vae_channels[0]  # the full-size level, where decoding spends its time
+        conv = torch.nn.Conv3d(channels, channels, 3).eval()
+        volume = torch.randn(1, channels, 9 + 2, 96 + 2, 96 + 2)
+        with torch.no_grad():
+            conv_seconds = _best_seconds(lambda: conv(volume))
+        conv_rate = conv_seconds / (27 * 2 * channels * channels * 9 * 96 * 96)
+    finally:
+        torch.set_num_threads(previous)
+    return {"linear": linear, "attention": attention, "conv": conv_rate}
+
+
+def measure_video_writing():
+    """Seconds per voxel of H.264 encoding (what writing the MP4 costs)."""
+    import tempfile
+
+    from runner.video_file import write_mp4
+
+    frames = (np.random.default_rng(0).random((13, 256, 256, 3)) * 255).astype(np.uint8)
+    with tempfile.TemporaryDirectory() as folder:
+        seconds = _best_seconds(lambda: write_mp4(frames, f"{folder}/probe.mp4", 8), repeats=1)
+    return seconds / frames[..., 0].size
+
+
+def host_identity():
+    """What makes calibrations comparable: the CPU and how many cores this process gets."""
+    return {"host": platform.node(), "cpu": cpu_model(), "cores": cpu_cores()}
+
+
+def is_current(calibration):
+    """True if `calibration` was taken on a host like this one."""
+    if not calibration:
+        return False
+    ours = host_identity()
+    return calibration.get("cpu") == ours["cpu"] and calibration.get("cores") == ours["cores"]
+
+
+def calibrate(model_dir, max_workers=1, startup_seconds=None):
+    """Measure every kind of work for the model in `model_dir`; returns the calibration record."""
+    geo = cost_model.geometry(model_dir)
+    cores = cpu_cores()
+    counts = sorted({cores, max(1, cores // max(1, max_workers))})
+    by_threads = {}
+    writing = measure_video_writing()
+    for threads in counts:
+        rates = measure(geo, threads)
+        rates["voxels"] = writing
+        if startup_seconds:
+            rates["fixed"] = startup_seconds
+        by_threads[str(threads)] = rates
+    return dict(host_identity(), measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                by_threads=by_threads)
+
+
+def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None):
+    """Calibrate the model unless a current calibration is stored; returns True if it measured."""
+    name = model_source.read_metadata(model_dir).get("name", str(model_dir).rstrip("/").split("/")[-1])
+    stats = TimingStats(data_dir, name)
+    if is_current(stats.calibration()):
+        return False
+    stats.set_calibration(calibrate(model_dir, max_workers, startup_seconds))
+    return True
+
+
+def main(argv=None):
+    """Command line: calibrate one model folder into a data folder's statistics."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--max-workers", type=int, default=1)
+    parser.add_argument("--force", action="store_true", help="measure even if a current calibration exists")
+    args = parser.parse_args(argv)
+    # This process started like a runner does: its age now is what a runner's start-up costs.
+    startup = time.time() - psutil.Process().create_time()
+    if args.force:
+        name = model_source.read_metadata(args.model_dir).get("name", args.model_dir.rstrip("/").split("/")[-1])
+        TimingStats(args.data_dir, name).set_calibration(calibrate(args.model_dir, args.max_workers, startup))
+        measured = True
+    else:
+        measured = ensure(args.model_dir, args.data_dir, args.max_workers, startup)
+    print("calibrated" if measured else "calibration is current", args.model_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

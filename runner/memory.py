@@ -1,0 +1,70 @@
+"""Measuring a runner's memory stage by stage, and giving freed memory back to the system."""
+
+import ctypes
+import gc
+
+
+def _status_kib(field):
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_bytes():
+    """Resident memory of this process now."""
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss_bytes():
+    """Highest resident memory since the process started or `reset_peak()` was last called."""
+    return _status_kib("VmHWM") * 1024
+
+
+def reset_peak():
+    """Start a new peak measurement (Linux: writing 5 to clear_refs resets VmHWM to VmRSS)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass  # not Linux, or not permitted: peaks then cover the whole process
+
+
+def release():
+    """Collect garbage and hand free heap pages back to the system, so RSS really falls."""
+    gc.collect()
+    try:
+        # glibc keeps freed small allocations in its arenas unless asked to trim them.
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class StageMemory:
+    """Peak RSS of each stage and RSS once its weights are freed, in MiB, for the job record."""
+
+    def __init__(self):
+        self.stages = {}
+
+    def start(self, stage):
+        """Begin measuring `stage`."""
+        release()
+        reset_peak()
+        self.stages[stage] = {"rss_before_mb": _mib(rss_bytes())}
+
+    def end(self, stage):
+        """Record the stage's peak (call before freeing its weights)."""
+        self.stages[stage]["peak_rss_mb"] = _mib(peak_rss_bytes())
+
+    def freed(self, stage):
+        """Record RSS after the stage's weights were freed."""
+        release()
+        self.stages[stage]["rss_after_free_mb"] = _mib(rss_bytes())
+
+
+def _mib(count):
+    return round(count / 2**20, 1)
