@@ -45,7 +45,12 @@ def release():
 
 
 class StageMemory:
-    """Peak RSS of each stage and RSS once its weights are freed, in MiB, for the job record."""
+    """Memory of each stage, in MiB, for the job record.
+
+    Loading and computing are measured apart: converting weights at load time
+    touches the whole checkpoint file, whose pages count in RSS but are file-backed
+    and reclaimable; what a stage needs to keep resident is its compute peak.
+    """
 
     def __init__(self):
         self.stages = {}
@@ -56,9 +61,18 @@ class StageMemory:
         reset_peak()
         self.stages[stage] = {"rss_before_mb": _mib(rss_bytes())}
 
+    def loaded(self, stage):
+        """Mark the end of loading: record its peak and start measuring the compute peak."""
+        release()
+        self.stages[stage]["load_peak_rss_mb"] = _mib(peak_rss_bytes())
+        self.stages[stage]["rss_loaded_mb"] = _mib(rss_bytes())
+        reset_peak()
+
     def end(self, stage):
-        """Record the stage's peak (call before freeing its weights)."""
-        self.stages[stage]["peak_rss_mb"] = _mib(peak_rss_bytes())
+        """Record the stage's peaks (call before freeing its weights)."""
+        entry = self.stages[stage]
+        entry["compute_peak_rss_mb"] = _mib(peak_rss_bytes())
+        entry["peak_rss_mb"] = max(entry["compute_peak_rss_mb"], entry.get("load_peak_rss_mb", 0.0))
 
     def freed(self, stage):
         """Record RSS after the stage's weights were freed."""

@@ -58,6 +58,18 @@ def prompt_template(model_dir):
     return template
 
 
+def effective_step_cache(setting, blocks):
+    """The STEP_CACHE setting as it can apply to a model with `blocks` transformer blocks.
+
+    Returns `(setting or None, label for the job record)`. First Block Cache
+    decides from the first block whether to skip the rest, so it needs two.
+    """
+    kind = (setting or {}).get("kind", "none")
+    if kind == "first_block" and blocks < 2:
+        return None, "none (first_block needs at least two transformer blocks; this model has one)"
+    return (setting if kind != "none" else None), kind
+
+
 def step_cache_config(setting, device):
     """A diffusers cache config from the STEP_CACHE setting, or None.
 
@@ -124,7 +136,9 @@ class StagedPipeline:
         module.eval().requires_grad_(False)
         if storage != self.compute:
             apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute)
-            _upcast_unhooked(module, self.compute)
+            # After a conversion, copy what was left unconverted too: one tensor still backed by
+            # the memory-mapped checkpoint keeps the whole file's pages resident.
+            _upcast_unhooked(module, self.compute, copy=storage != load_dtype)
         return self._place(module, storage)
 
     def _place(self, module, storage):
@@ -159,6 +173,7 @@ class StagedPipeline:
         if self.pipe.text_encoder is None:
             self.pipe.text_encoder = self._load("text_encoder")
             self.pipe.text_encoder_2 = self._load("text_encoder_2")
+        self.memory.loaded("text_encoders")
         template = prompt_template(self.model_dir)
         embeds, pooled, mask = self.pipe.encode_prompt(
             prompt=params["prompt"], prompt_template=template, device=self.device
@@ -184,6 +199,7 @@ class StagedPipeline:
         self.memory.start("transformer")
         if self.pipe.transformer is None:
             self.pipe.transformer = self._load("transformer")
+        self.memory.loaded("transformer")
         transformer = self.pipe.transformer
         cache = step_cache_config(self.step_cache, self.device)
         if cache is not None:
@@ -227,6 +243,7 @@ class StagedPipeline:
         self.memory.start("vae")
         if self.pipe.vae is None:
             self.pipe.vae = self._load("vae")
+        self.memory.loaded("vae")
         vae = self.pipe.vae
         mode = _configure_decoding(vae, latents, self.device)
         video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
@@ -255,22 +272,23 @@ def _trimmed(embeds, pooled, mask, prefix):
     }
 
 
-def _upcast_unhooked(module, dtype):
+def _upcast_unhooked(module, dtype, copy=False):
     """Move the modules layerwise casting leaves alone (norms, embedders) to the compute dtype.
 
     They are small, but left in a storage dtype like bf16 they would compute in it,
-    which a CPU without native bf16 does ~100x slower.
+    which a CPU without native bf16 does ~100x slower. With `copy`, tensors already
+    in `dtype` are copied as well, detaching them from the checkpoint file.
     """
     for child in module.modules():
         registry = getattr(child, "_diffusers_hook", None)
         hooked = registry is not None and registry.get_hook("layerwise_casting") is not None
         if not hooked:
             for name, param in list(child.named_parameters(recurse=False)):
-                if param.dtype != dtype:
-                    setattr(child, name, torch.nn.Parameter(param.to(dtype), requires_grad=False))
+                if param.dtype != dtype or copy:
+                    setattr(child, name, torch.nn.Parameter(param.to(dtype, copy=True), requires_grad=False))
             for name, buffer in list(child.named_buffers(recurse=False)):
-                if buffer.is_floating_point() and buffer.dtype != dtype:
-                    child.register_buffer(name, buffer.to(dtype))
+                if buffer.is_floating_point() and (buffer.dtype != dtype or copy):
+                    child.register_buffer(name, buffer.to(dtype, copy=True))
 
 
 def _available_memory_bytes(device):

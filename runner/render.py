@@ -61,11 +61,13 @@ def render(store, job):
     budget = memory_limit_bytes() // max(1, int(runtime.get("max_workers", 1)))
     plan = precision.plan(model_dir, device, runtime.get("compute_dtype", "auto"),
                           runtime.get("weight_dtype", "auto"), budget)
-    _log(f"device {device}, {threads} threads, model {model_dir}; " + "; ".join(plan["reasons"]))
-    _record_runtime(store, job["job_id"], device, plan, threads, runtime.get("step_cache"))
+    step_cache, cache_label = pipeline.effective_step_cache(runtime.get("step_cache"), geo.blocks)
+    _log(f"device {device}, {threads} threads, step cache {cache_label}, model {model_dir}; "
+         + "; ".join(plan["reasons"]))
+    _record_runtime(store, job["job_id"], device, plan, threads, cache_label)
 
     reporter.enter(Phase.LOADING)
-    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=runtime.get("step_cache"))
+    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=step_cache)
 
     reporter.enter(Phase.TEXT)
     prompt_kwargs = staged.encode(params)
@@ -122,7 +124,7 @@ def _record_runtime(store, job_id, device, plan, threads, step_cache):
         runner["dtype"] = plan["compute_dtype"]
         runner["weights"] = {name: entry["dtype"] for name, entry in plan["storage"].items()}
         runner["threads"] = threads
-        runner["step_cache"] = (step_cache or {}).get("kind", "none")
+        runner["step_cache"] = step_cache
 
     store.update(job_id, change)
 

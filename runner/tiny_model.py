@@ -130,8 +130,14 @@ def _prompt_template_crop_start(tokenizer):
     return len(tokenizer(prefix)["input_ids"])
 
 
-def build_pipeline():
-    """Create the tiny pipeline in memory, with weights drawn from fixed seeds."""
+def build_pipeline(overrides=None):
+    """Create the tiny pipeline in memory, with weights drawn from fixed seeds.
+
+    `overrides` maps a component ("transformer", "vae", "text_encoder",
+    "text_encoder_2") to config values replacing the tiny ones: benchmarks and
+    tests use it to build bigger models of the same architecture.
+    """
+    overrides = overrides or {}
     import torch
     from diffusers import (
         AutoencoderKLHunyuanVideo,
@@ -145,11 +151,12 @@ def build_pipeline():
     tokenizer_2 = _clip_tokenizer()
     # Each component gets its own seed so changing one config leaves the others' weights alone.
     torch.manual_seed(0)
-    transformer = HunyuanVideoTransformer3DModel(**TRANSFORMER_CONFIG)
+    transformer = HunyuanVideoTransformer3DModel(**{**TRANSFORMER_CONFIG, **overrides.get("transformer", {})})
     torch.manual_seed(1)
-    vae = AutoencoderKLHunyuanVideo(**VAE_CONFIG)
+    vae = AutoencoderKLHunyuanVideo(**{**VAE_CONFIG, **overrides.get("vae", {})})
     torch.manual_seed(2)
-    text_encoder = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **LLAMA_CONFIG))
+    llama = {**LLAMA_CONFIG, **overrides.get("text_encoder", {})}
+    text_encoder = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **llama))
     torch.manual_seed(3)
     text_encoder_2 = CLIPTextModel(
         CLIPTextConfig(
@@ -157,7 +164,7 @@ def build_pipeline():
             bos_token_id=tokenizer_2.bos_token_id,
             eos_token_id=tokenizer_2.eos_token_id,
             pad_token_id=tokenizer_2.pad_token_id,
-            **CLIP_CONFIG,
+            **{**CLIP_CONFIG, **overrides.get("text_encoder_2", {})},
         )
     )
     scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
@@ -188,12 +195,12 @@ def service_metadata(pipeline):
     }
 
 
-def build_tiny_model(dest):
+def build_tiny_model(dest, overrides=None, name=None):
     """Build the tiny pipeline and save it as a diffusers folder at `dest`.
 
     The folder appears atomically: it is written beside `dest` and renamed into
     place, so a crash never leaves a half-written model that looks complete.
-    Returns the destination path.
+    `overrides` and `name` make a variant (see build_pipeline). Returns the path.
     """
     dest = Path(dest)
     if (dest / METADATA_FILE).exists():
@@ -201,10 +208,13 @@ def build_tiny_model(dest):
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        pipeline = build_pipeline()
+        pipeline = build_pipeline(overrides)
         pipeline.save_pretrained(staging, safe_serialization=True)
+        metadata = service_metadata(pipeline)
+        if name:
+            metadata["name"] = name
         # The metadata file is written last: its presence marks a complete model.
-        (staging / METADATA_FILE).write_text(json.dumps(service_metadata(pipeline), indent=2) + "\n")
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         os.chmod(staging, 0o755)  # mkdtemp creates it private
         os.replace(staging, dest)
     except OSError:

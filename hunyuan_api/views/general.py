@@ -6,11 +6,12 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from .. import __version__, model_source, params
+from .. import __version__, model_source, params, precision
 from ..job_record import JobStatus
 from ..schemas import HealthSchema
 from ..services import services
 from ..supervisor import runner_alive
+from ..timing_stats import TimingStats
 
 blp = Blueprint("general", __name__, description="Service information")
 
@@ -123,7 +124,28 @@ class Info(MethodView):
                 "queue_size": "unlimited",
                 "job_timeout_seconds": config["JOB_TIMEOUT"] or None,
             },
-            "runtime": {"device": config["DEVICE"], "threads_per_runner": config["RUNNER_THREADS"]},
+            "runtime": {
+                "device": config["DEVICE"],
+                "threads_per_runner": config["RUNNER_THREADS"] or "cores / runners alive",
+                "nice": config["RUNNER_NICE"],
+                "step_cache": config["STEP_CACHE"],
+            },
+            "precision": precision.describe_plan(
+                model["path"], config["DEVICE"], config["COMPUTE_DTYPE"], config["WEIGHT_DTYPE"], config["MAX_WORKERS"]
+            )
+            if model["ready"]
+            else None,
+            "calibration": _calibration_summary(model["name"]),
             "video": {"container": "mp4", "codec": "h264", "pix_fmt": "yuv420p", "faststart": True},
             "endpoints": ENDPOINTS,
         }
+
+
+def _calibration_summary(model_name):
+    """When and where this host was measured for the model (None before the first calibration)."""
+    calibration = TimingStats(services().store.root, model_name).calibration()
+    if not calibration:
+        return None
+    return {key: calibration.get(key) for key in ("measured_at", "cpu", "cores")} | {
+        "threads_measured": sorted(int(t) for t in calibration.get("by_threads", {}))
+    }
