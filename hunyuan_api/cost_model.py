@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .host import memory_limit_bytes
 from .precision import component_weights
 
 # The pipeline pads the Llama prompt to 256 tokens after its template; the runner
@@ -39,6 +40,9 @@ class Geometry:
     vae_channels: tuple
     vae_layers_per_block: int
     text_params: int  # Llama text encoder, roughly
+    text_hidden: int
+    text_vocab: int
+    text_layer_params: int
     clip_params: int
     template_tokens: int
     chars_per_token: float
@@ -70,10 +74,12 @@ def _geometry_cached(model_dir, _stamp):
     tcfg = _read_json(root / "transformer" / "config.json")
     vcfg = _read_json(root / "vae" / "config.json")
     try:
-        text_params = _llama_params(_read_json(root / "text_encoder" / "config.json"))
+        llama = _read_json(root / "text_encoder" / "config.json")
+        text_params, text_hidden, text_vocab = _llama_params(llama), llama["hidden_size"], llama.get("vocab_size", 0)
+        text_layer_params = text_params // max(llama["num_hidden_layers"], 1)
         clip_params = _clip_params(_read_json(root / "text_encoder_2" / "config.json"))
     except (OSError, KeyError, ValueError):
-        text_params, clip_params = 0, 0
+        text_params, text_hidden, text_vocab, text_layer_params, clip_params = 0, 0, 0, 0, 0
     try:
         meta = _read_json(root / "hunyuan_api_model.json")
     except (OSError, ValueError):
@@ -90,6 +96,9 @@ def _geometry_cached(model_dir, _stamp):
         vae_channels=tuple(vcfg.get("block_out_channels", (128, 256, 512, 512))),
         vae_layers_per_block=vcfg.get("layers_per_block", 2),
         text_params=text_params,
+        text_hidden=text_hidden,
+        text_vocab=text_vocab,
+        text_layer_params=text_layer_params,
         clip_params=clip_params,
         template_tokens=meta.get("prompt_template_crop_start", DEFAULT_TEMPLATE_TOKENS),
         chars_per_token=meta.get("chars_per_token", DEFAULT_CHARS_PER_TOKEN),
@@ -173,25 +182,76 @@ def decode_flops(params, geo):
     return total
 
 
+# diffusers' tiled decoding: 256-pixel tiles every 192 pixels, 16-frame chunks every 12.
+TILE, TILE_STRIDE, CHUNK_FRAMES, CHUNK_STRIDE = 256, 192, 16, 12
+# The runner decodes in one piece when a full-size activation takes under this share of memory.
+UNTILED_MEMORY_SHARE = 0.25
+
+
+def decode_tiled(params, geo, memory_bytes):
+    """Whether the runner will tile this video's decoding (the same rule as runner/pipeline.py)."""
+    activation = video_voxels(params) * geo.vae_channels[0] * 4 * 4
+    return activation >= UNTILED_MEMORY_SHARE * memory_bytes
+
+
+def tiling_overlap(params):
+    """How many more pixels tiled decoding computes than the video has, from the tiles' overlap."""
+
+    def axis(size, tile, stride):
+        if size <= tile:
+            return 1.0
+        tiles = -(-(size - tile) // stride) + 1
+        return tiles * tile / size
+
+    return (axis(params["width"], TILE, TILE_STRIDE) * axis(params["height"], TILE, TILE_STRIDE)
+            * axis(params["video_length"], CHUNK_FRAMES, CHUNK_STRIDE))
+
+
 def video_voxels(params):
     """Pixels times frames of the finished video (what the MP4 encoder handles)."""
     return params["video_length"] * params["height"] * params["width"]
 
 
-def job_work(params, geo):
+def job_work(params, geo, memory_bytes=None):
     """The work of each phase of a job, by kind: `{phase: {kind: amount}}`.
 
     Kinds: "linear", "attention" and "conv" in FLOPs, "voxels" in pixels x frames,
-    "bytes" of weights to load, and "fixed" (1 per job: interpreter start-up,
-    imports and per-job overheads, which cost the same whatever the size).
+    "bytes" of weights to load, "fixed" (1 per job: interpreter start-up,
+    imports and per-job overheads, which cost the same whatever the size), and
+    "steps" (denoising steps: each also pays a fixed overhead, learnt from jobs).
+    Decoding counts the tiles' overlap when the video is big enough to be tiled
+    in `memory_bytes` (default: this machine's memory).
     """
     step = step_work(params, geo)
     steps = params["num_inference_steps"]
+    decode = float(decode_flops(params, geo))
+    if decode_tiled(params, geo, memory_bytes or memory_limit_bytes()):
+        decode *= tiling_overlap(params)
     return {
         "starting": {"fixed": 1.0},
         "loading_model": {"fixed": 1.0, "bytes": float(geo.weight_bytes)},
         "encoding_text": {"linear": float(text_flops(params, geo))},
-        "denoising": {kind: float(amount) * steps for kind, amount in step.items()},
-        "decoding": {"conv": float(decode_flops(params, geo))},
+        "denoising": {**{kind: float(amount) * steps for kind, amount in step.items()}, "steps": float(steps)},
+        "decoding": {"conv": decode},
         "writing_video": {"voxels": float(video_voxels(params))},
+    }
+
+
+# Measured with bench/stage_memory.py (13B architecture, 640x480x61): besides its
+# weights, the transformer stage held ~4.9 GiB: about 16 activations of
+# tokens x width in fp32, one dual-stream block's weights upcast to fp32, and
+# the interpreter; the text stage ~4.1 GiB: the embedding table and one decoder
+# layer upcast to fp32, and the interpreter.
+ACTIVATIONS_PER_TOKEN_WIDTH = 16
+PROCESS_OVERHEAD_BYTES = 2**30
+
+
+def stage_overheads(params, geo):
+    """Bytes each big stage needs beside its stored weights, for `params`: `{component: bytes}`."""
+    tokens = sequence_length(params, geo)
+    width = geo.width
+    return {
+        "transformer": ACTIVATIONS_PER_TOKEN_WIDTH * tokens * width * 4 + 24 * width * width * 4
+        + PROCESS_OVERHEAD_BYTES,
+        "text_encoder": (geo.text_vocab * geo.text_hidden + geo.text_layer_params) * 4 + PROCESS_OVERHEAD_BYTES,
     }

@@ -25,13 +25,32 @@ def _elapsed(start, now):
     return max(0.0, (now - start).total_seconds()) if start else 0.0
 
 
-def _speed_factor(job, predicted):
-    """How much slower (>1) or faster (<1) this job runs than predicted, from its own steps."""
-    mean_step = job.get("step_seconds")
+# How many steps' worth of evidence a calibrated prediction counts for, against the
+# steps this job has measured itself: the first step is partly warm-up (weights
+# paged in, buffers allocated), so one measured step must not overrule it alone.
+PREDICTION_WEIGHT_STEPS = 2
+
+
+def step_estimate(job, predicted, rates):
+    """Expected seconds of each remaining denoising step.
+
+    Blends this job's measured step time with the prediction, the prediction
+    counting for PREDICTION_WEIGHT_STEPS steps when it rests on measurements.
+    """
     steps = job["params"]["num_inference_steps"]
-    if not mean_step or not job.get("step"):
+    per_step = predicted["denoising"] / steps
+    done, measured = job.get("step") or 0, job.get("step_seconds")
+    if not done or not measured:
+        return per_step
+    weight = PREDICTION_WEIGHT_STEPS if rates.measured("denoising") else 0
+    return (done * measured + weight * per_step) / (done + weight)
+
+
+def _speed_factor(job, predicted, rates):
+    """How much slower (>1) or faster (<1) this job runs than predicted, from its own steps."""
+    if not job.get("step") or not job.get("step_seconds"):
         return 1.0
-    return mean_step / (predicted["denoising"] / steps)
+    return step_estimate(job, predicted, rates) / (predicted["denoising"] / job["params"]["num_inference_steps"])
 
 
 def remaining(job, predicted, rates, now):
@@ -47,10 +66,10 @@ def remaining(job, predicted, rates, now):
     if phase not in names:
         return 0.0
     index = names.index(phase)
-    factor = _speed_factor(job, predicted)
+    factor = _speed_factor(job, predicted, rates)
     in_phase = _elapsed(job.get("phase_started_at"), now)
     if phase == "denoising" and job.get("step"):
-        left = (job["params"]["num_inference_steps"] - job["step"]) * job["step_seconds"]
+        left = (job["params"]["num_inference_steps"] - job["step"]) * step_estimate(job, predicted, rates)
     else:
         scale = 1.0 if rates.measured(phase) else factor
         left = max(predicted[phase] * scale - in_phase, 0.0)

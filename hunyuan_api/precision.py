@@ -19,10 +19,9 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float8_e4m3fn": 1}
 _SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F8_E4M3": "float8_e4m3fn"}
 _NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 _LADDER = ("float32", "bfloat16", "float8_e4m3fn")
-# Share of a runner's memory budget its largest component's weights may take; the
-# rest is for activations (about 3 GB for the 13B model at 640x480x61), the
-# upcast copy of one layer, and the interpreter.
-WEIGHTS_SHARE = 0.75
+# Share of a runner's memory a stage may fill: the rest is for the web workers,
+# the other processes of the host and the page cache.
+MEMORY_SHARE = 0.9
 # Components whose weights are stored compactly when they are big; the others
 # (CLIP, VAE) are small and kept in the compute dtype.
 COMPACT_COMPONENTS = ("transformer", "text_encoder")
@@ -58,15 +57,19 @@ def component_weights(model_dir, component):
     return {"params": params, "bytes": size, "dtype": main}
 
 
-def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=None, flags=None):
+def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=None, flags=None, overheads=None):
     """Decide the compute dtype and each big component's storage dtype.
 
     `compute`/`storage` are the COMPUTE_DTYPE/WEIGHT_DTYPE settings ("auto" or a
-    dtype name); `memory_bytes` is this runner's share of memory. Returns a dict
-    the runner follows and the API reports, with `reasons` in words. Raises
-    ValueError when even fp8 storage cannot fit, so the job fails with a clear
-    message instead of being killed by the OOM killer.
+    dtype name); `memory_bytes` is this runner's share of memory; `overheads`
+    is what each stage needs beside its weights (cost_model.stage_overheads; 1
+    GiB if unknown). A stage fits when its weights plus its overhead stay within
+    MEMORY_SHARE of the memory. Returns a dict the runner follows and the API
+    reports, with `reasons` in words. Raises ValueError when even fp8 storage
+    cannot fit, so the job fails with a clear message instead of being killed by
+    the OOM killer.
     """
+    overheads = overheads or {}
     flags = cpu_flags() if flags is None else flags
     reasons = []
     if compute == "auto":
@@ -80,12 +83,13 @@ def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=N
             compute = "float32"
             reasons.append("CPU lacks native bf16 (no AVX512_BF16/AMX), where bf16 is emulated: compute in fp32")
     memory_bytes = memory_bytes or memory_limit_bytes()
-    budget = WEIGHTS_SHARE * memory_bytes
+    budget = MEMORY_SHARE * memory_bytes
     result = {"compute_dtype": compute, "memory_budget_bytes": int(memory_bytes), "storage": {}}
     for component in COMPACT_COMPONENTS:
         weights = component_weights(model_dir, component)
         if not weights["params"]:
             continue
+        extra = overheads.get(component, 2**30)
         if storage != "auto":
             chosen = storage
         else:
@@ -93,14 +97,15 @@ def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=N
             file_dtype = weights["dtype"] if weights["dtype"] in DTYPE_BYTES else compute
             start = file_dtype if DTYPE_BYTES[file_dtype] <= DTYPE_BYTES[compute] else compute
             candidates = [start] + [c for c in _LADDER if DTYPE_BYTES[c] < DTYPE_BYTES[start]]
-            chosen = next((c for c in candidates if weights["params"] * DTYPE_BYTES[c] <= budget), None)
+            chosen = next((c for c in candidates if weights["params"] * DTYPE_BYTES[c] + extra <= budget), None)
             if chosen is None:
                 raise ValueError(
                     f"the {component} ({weights['params'] / 1e9:.1f}B parameters) does not fit in this runner's "
-                    f"memory ({memory_bytes / 2**30:.1f} GB) even stored in fp8; lower MAX_WORKERS or add memory"
+                    f"memory ({memory_bytes / 2**30:.1f} GiB) even stored in fp8; lower MAX_WORKERS or add memory"
                 )
         need = weights["params"] * DTYPE_BYTES.get(chosen, 4)
-        result["storage"][component] = {"dtype": chosen, "bytes": need, "file_dtype": weights["dtype"]}
+        result["storage"][component] = {"dtype": chosen, "bytes": need, "file_dtype": weights["dtype"],
+                                        "stage_peak_bytes": need + extra}
         if chosen != compute:
             reasons.append(
                 f"{component}: {weights['params'] / 1e9:.2f}B parameters stored in {chosen} "
@@ -110,11 +115,11 @@ def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=N
     return result
 
 
-def describe_plan(model_dir, device, compute, storage, max_workers):
+def describe_plan(model_dir, device, compute, storage, max_workers, overheads=None):
     """The plan as `/api/info` shows it (an `error` instead when the model does not fit)."""
     try:
         return plan(model_dir, device if device != "auto" else "cpu", compute, storage,
-                    memory_limit_bytes() // max(max_workers, 1))
+                    memory_limit_bytes() // max(max_workers, 1), overheads=overheads)
     except (OSError, ValueError) as exc:
         return {"error": str(exc)}
 

@@ -6,14 +6,14 @@ Two layers, both in `<data>/stats/<model>.json`:
   measured by `runner/calibrate.py` with the model's own shapes on this host:
   fp32 matrix products, attention, 3-D convolutions, start-up.
 - `samples`: what each finished job's phases really took, with the work they
-  were. A phase's correction is the median of measured / predicted over the most
-  recent samples, so estimates also learn what calibration misses (page faults
-  while weights load, the per-step overheads of a tiny model, a busy host).
+  were. Each phase is fitted as `overhead + scale x calibrated prediction` over
+  the most recent samples (the overhead counted per denoising step, or per job
+  for the other phases), so estimates also learn what calibration misses: the
+  per-step cost of small tensors, page faults while weights load, a busy host.
 """
 
 import json
 import re
-import statistics
 from pathlib import Path
 
 from filelock import FileLock
@@ -23,7 +23,7 @@ from .atomic_file import write_json_atomic
 FORMAT_VERSION = 2
 KEEP_SAMPLES = 20
 # Few enough that a change of host or load shows in the estimates within a few jobs.
-RATE_WINDOW = 5
+RATE_WINDOW = 8
 
 # Seconds per unit before anything was measured on this host: fp32 at 20 GFLOP/s
 # (cautious for a small AVX2 CPU), 8 s to start a runner and import torch,
@@ -45,22 +45,24 @@ def _key(model_name):
 
 
 class Rates:
-    """Seconds-per-unit of each kind of work and a correction per phase."""
+    """Seconds-per-unit of each kind of work, and a fitted `(overhead, scale)` per phase."""
 
-    def __init__(self, kinds, corrections, calibrated):
+    def __init__(self, kinds, fits, calibrated):
         self.kinds = kinds
-        self.corrections = corrections
+        self.fits = fits
         self.calibrated = calibrated
 
     def phase_seconds(self, phase, work):
         """Predicted seconds of one phase with `work` = `{kind: amount}`."""
-        raw = self.raw_seconds(phase, work)
-        return raw * self.corrections.get(phase, 1.0)
+        overhead, scale = self.fits.get(phase, (0.0, 1.0))
+        return overhead * work.get("steps", 1.0) + scale * self.raw_seconds(phase, work)
 
     def raw_seconds(self, phase, work):
-        """The prediction from kind rates alone, before the phase's correction."""
+        """The prediction from kind rates alone, before the phase's fit."""
         total = 0.0
         for kind, amount in work.items():
+            if kind not in self.kinds:
+                continue  # counts such as "steps" carry no rate of their own
             rate = self.kinds[kind]
             if kind == "fixed":
                 rate = rate * FIXED_SCALE.get(phase, 1.0)
@@ -69,7 +71,46 @@ class Rates:
 
     def measured(self, phase):
         """True when this phase's prediction rests on measurements (calibration or history)."""
-        return phase in self.corrections or self.calibrated
+        return phase in self.fits or self.calibrated
+
+
+def fit_overhead_and_scale(points):
+    """Fit `seconds = overhead * units + scale * raw` to `[(units, raw, seconds)]`.
+
+    Least squares on relative errors (a 10 s job and a 1000 s job count alike),
+    with both terms kept non-negative. One point, or points too alike to tell the
+    two terms apart, keep the calibrated scale and put the difference in the
+    overhead (or shrink the scale when the job ran faster than calibrated).
+    """
+    def single(units, raw, seconds):
+        if seconds >= raw:
+            return (seconds - raw) / units, 1.0
+        return 0.0, seconds / raw if raw else 1.0
+
+    if len(points) == 1:
+        return single(*points[0])
+    xs = [raw / units for units, raw, _ in points]
+    if max(xs) < 1.2 * min(xs):  # no spread in size: overhead and scale cannot be separated
+        units = sum(p[0] for p in points) / len(points)
+        raw = sum(p[1] for p in points) / len(points)
+        return single(units, raw, sum(p[2] for p in points) / len(points))
+    # Weighted normal equations for y = o*u + k*x with weights 1/y^2.
+    suu = sux = sxx = suy = sxy = 0.0
+    for units, raw, seconds in points:
+        w = 1.0 / max(seconds, 1e-6) ** 2
+        suu += w * units * units
+        sux += w * units * raw
+        sxx += w * raw * raw
+        suy += w * units * seconds
+        sxy += w * raw * seconds
+    det = suu * sxx - sux * sux
+    overhead = (suy * sxx - sux * sxy) / det if det else -1.0
+    scale = (suu * sxy - sux * suy) / det if det else -1.0
+    if overhead < 0:
+        return 0.0, sxy / sxx
+    if scale < 0:
+        return suy / suu, 0.0
+    return overhead, scale
 
 
 class TimingStats:
@@ -129,14 +170,15 @@ class TimingStats:
         data = self._read()
         calibration = data.get("calibration") or {}
         rates = Rates(_kinds_for(calibration, threads), {}, calibrated=bool(calibration))
-        ratios = {}
+        points = {}
         for sample in data.get("samples", []):
             ran_with = Rates(_kinds_for(calibration, sample.get("threads")), {}, rates.calibrated)
             for phase, entry in sample.get("phases", {}).items():
-                predicted = ran_with.raw_seconds(phase, entry.get("work") or {})
-                if predicted > 0 and entry.get("seconds") is not None:
-                    ratios.setdefault(phase, []).append(entry["seconds"] / predicted)
-        rates.corrections = {phase: statistics.median(v[-RATE_WINDOW:]) for phase, v in ratios.items()}
+                work = entry.get("work") or {}
+                raw = ran_with.raw_seconds(phase, work)
+                if raw > 0 and entry.get("seconds") is not None:
+                    points.setdefault(phase, []).append((work.get("steps", 1.0), raw, entry["seconds"]))
+        rates.fits = {phase: fit_overhead_and_scale(p[-RATE_WINDOW:]) for phase, p in points.items()}
         return rates
 
 

@@ -13,6 +13,7 @@ runs again when the host's CPU or core count changes.
 import argparse
 import platform
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 
@@ -75,14 +76,68 @@ def measure(geo, threads):
 
 def measure_video_writing():
     """Seconds per voxel of H.264 encoding (what writing the MP4 costs)."""
-    import tempfile
-
     from runner.video_file import write_mp4
 
     frames = (np.random.default_rng(0).random((13, 256, 256, 3)) * 255).astype(np.uint8)
     with tempfile.TemporaryDirectory() as folder:
         seconds = _best_seconds(lambda: write_mp4(frames, f"{folder}/probe.mp4", 8), repeats=1)
     return seconds / frames[..., 0].size
+
+
+# Small models also render two short probe jobs of different sizes, so the per-phase
+# fits (timing_stats) have samples before the first real job. Worth it only when
+# both together cost seconds: not for the 13B model, whose kind rates are measured
+# at its real shapes anyway.
+PROBES = ({"width": 256, "height": 256, "video_length": 13, "num_inference_steps": 4},
+          {"width": 384, "height": 256, "video_length": 21, "num_inference_steps": 4})
+PROBE_BUDGET_SECONDS = 30
+
+
+def probe_samples(model_dir, rates, threads):
+    """Render the probe jobs (if cheap enough) and return their timing samples."""
+    from hunyuan_api import params as api_params
+    from hunyuan_api import precision
+    from hunyuan_api.timing_stats import PRIOR_RATES, Rates
+    from runner.pipeline import StagedPipeline
+    from runner.video_file import write_mp4
+
+    geo = cost_model.geometry(model_dir)
+    kinds = dict(PRIOR_RATES, **rates)
+    predicted = 0.0
+    for probe in PROBES:
+        work = cost_model.job_work(dict(probe, prompt="a probe", guidance_scale=1.0), geo)
+        predicted += sum(Rates(kinds, {}, True).raw_seconds(p, work[p]) for p in ("denoising", "decoding"))
+    if predicted > PROBE_BUDGET_SECONDS:
+        return []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    samples = []
+    try:
+        staged = StagedPipeline(model_dir, "cpu", precision.plan(model_dir, "cpu"), keep_loaded=True)
+        staged.encode({"prompt": "warm-up", "guidance_scale": 1.0})  # loads the text encoders untimed
+        for number, probe in enumerate(PROBES):
+            used, _ = api_params.resolve(dict(probe, prompt="A calibration probe.", seed=number))
+            phases, work = {}, cost_model.job_work(used, geo)
+            started = time.perf_counter()
+            prompt = staged.encode(used)
+            phases["encoding_text"] = time.perf_counter() - started
+            if number == 0:
+                staged.denoise(dict(used, num_inference_steps=1), prompt, lambda index: None)  # load + warm up
+            started = time.perf_counter()
+            latents = staged.denoise(used, prompt, lambda index: None)
+            phases["denoising"] = time.perf_counter() - started
+            started = time.perf_counter()
+            frames, _mode = staged.decode(latents, used)
+            phases["decoding"] = time.perf_counter() - started
+            with tempfile.TemporaryDirectory() as folder:
+                started = time.perf_counter()
+                write_mp4(frames, f"{folder}/probe.mp4", 8)
+                phases["writing_video"] = time.perf_counter() - started
+            samples.append({"job_id": f"calibration-probe-{number + 1}", "threads": threads,
+                            "phases": {p: {"seconds": round(t, 3), "work": work[p]} for p, t in phases.items()}})
+    finally:
+        torch.set_num_threads(previous)
+    return samples
 
 
 def host_identity():
@@ -115,13 +170,20 @@ def calibrate(model_dir, max_workers=1, startup_seconds=None):
                 by_threads=by_threads)
 
 
-def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None):
-    """Calibrate the model unless a current calibration is stored; returns True if it measured."""
+def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False):
+    """Calibrate the model unless a current calibration is stored; returns True if it measured.
+
+    Stores the kind rates, and for small models the probe jobs' samples too.
+    """
     name = model_source.read_metadata(model_dir).get("name", str(model_dir).rstrip("/").split("/")[-1])
     stats = TimingStats(data_dir, name)
-    if is_current(stats.calibration()):
+    if not force and is_current(stats.calibration()):
         return False
-    stats.set_calibration(calibrate(model_dir, max_workers, startup_seconds))
+    calibration = calibrate(model_dir, max_workers, startup_seconds)
+    stats.set_calibration(calibration)
+    threads = max(int(t) for t in calibration["by_threads"])
+    for sample in probe_samples(model_dir, calibration["by_threads"][str(threads)], threads):
+        stats.record(sample)
     return True
 
 
@@ -135,12 +197,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # This process started like a runner does: its age now is what a runner's start-up costs.
     startup = time.time() - psutil.Process().create_time()
-    if args.force:
-        name = model_source.read_metadata(args.model_dir).get("name", args.model_dir.rstrip("/").split("/")[-1])
-        TimingStats(args.data_dir, name).set_calibration(calibrate(args.model_dir, args.max_workers, startup))
-        measured = True
-    else:
-        measured = ensure(args.model_dir, args.data_dir, args.max_workers, startup)
+    measured = ensure(args.model_dir, args.data_dir, args.max_workers, startup, force=args.force)
     print("calibrated" if measured else "calibration is current", args.model_dir)
     return 0
 

@@ -24,13 +24,12 @@ from diffusers import HunyuanVideoPipeline
 from diffusers.hooks import apply_layerwise_casting
 from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
+from hunyuan_api import cost_model
+from hunyuan_api.cost_model import decode_tiled
+from hunyuan_api.host import memory_limit_bytes
 from hunyuan_api.model_source import METADATA_FILE
 from runner.memory import StageMemory, release
 
-# Decode the whole video at once when its largest activation stays under this
-# share of free memory; otherwise tile it (the real VAE at 640x480x61 needs ~10 GB
-# per full-size activation untiled, and its attention mask far more).
-UNTILED_DECODE_MEMORY_SHARE = 0.25
 # On a GPU, offload a component block by block when its weights exceed this share of free memory.
 GPU_RESIDENT_SHARE = 0.8
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
@@ -135,7 +134,8 @@ class StagedPipeline:
         module = cls.from_pretrained(self.model_dir, subfolder=name, dtype=load_dtype, local_files_only=True)
         module.eval().requires_grad_(False)
         if storage != self.compute:
-            apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute)
+            apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute,
+                                    skip_modules_pattern=_casting_skips(module, storage, load_dtype))
             # After a conversion, copy what was left unconverted too: one tensor still backed by
             # the memory-mapped checkpoint keeps the whole file's pages resident.
             _upcast_unhooked(module, self.compute, copy=storage != load_dtype)
@@ -238,14 +238,14 @@ class StagedPipeline:
         return latents
 
     @torch.no_grad()
-    def decode(self, latents):
+    def decode(self, latents, params):
         """Stage 3: decode latents to frames, a uint8 array (frames, height, width, 3); returns (frames, mode)."""
         self.memory.start("vae")
         if self.pipe.vae is None:
             self.pipe.vae = self._load("vae")
         self.memory.loaded("vae")
         vae = self.pipe.vae
-        mode = _configure_decoding(vae, latents, self.device)
+        mode = _configure_decoding(vae, params, cost_model.geometry(self.model_dir), self.device)
         video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (T, C, H, W) in [0, 1]
         frames = (frames.permute(0, 2, 3, 1).float() * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -272,6 +272,23 @@ def _trimmed(embeds, pooled, mask, prefix):
     }
 
 
+def _casting_skips(module, storage, file_dtype):
+    """Layers to keep in the compute dtype instead of storing them small.
+
+    Stored in the checkpoint's own dtype, nothing loses precision: every layer is
+    stored. Stored smaller than that (fp8), the model's precision-sensitive input
+    embedders stay at full precision, as diffusers advises, but not everything it
+    lists: its "norm" pattern also catches HunyuanVideo's adaptive-norm
+    modulation Linears (3072 -> 18432 in each of the 60 blocks: 3.4B parameters,
+    a quarter of the model), which would cost 13.6 GB in fp32. Norm layers
+    themselves are never cast.
+    """
+    if storage == file_dtype:
+        return ()
+    patterns = getattr(module, "_skip_layerwise_casting_patterns", None) or ()
+    return tuple(p for p in patterns if p != "norm")
+
+
 def _upcast_unhooked(module, dtype, copy=False):
     """Move the modules layerwise casting leaves alone (norms, embedders) to the compute dtype.
 
@@ -291,25 +308,17 @@ def _upcast_unhooked(module, dtype, copy=False):
                     child.register_buffer(name, buffer.to(dtype, copy=True))
 
 
-def _available_memory_bytes(device):
+def _configure_decoding(vae, params, geo, device):
+    """Decode in one piece when it fits comfortably in memory, tiled otherwise.
+
+    The rule is the cost model's (decode_tiled), so estimates price the same choice:
+    the real VAE at 640x480x61 needs ~10 GB per full-size activation untiled.
+    """
     if device == "cuda":
-        free, _total = torch.cuda.mem_get_info()
-        return free
-    import psutil
-
-    return psutil.virtual_memory().available
-
-
-def _configure_decoding(vae, latents, device):
-    """Decode in one piece when it fits comfortably in memory, tiled otherwise."""
-    frames, height, width = latents.shape[2:]
-    full_voxels = ((frames - 1) * vae.config.temporal_compression_ratio + 1) * (
-        height * width * vae.config.spatial_compression_ratio**2
-    )
-    full_size_channels = vae.config.block_out_channels[0]
-    # A resnet at full size holds its input, its output and two intermediates.
-    activation = full_voxels * full_size_channels * latents.element_size() * 4
-    if activation < UNTILED_DECODE_MEMORY_SHARE * _available_memory_bytes(device):
+        memory, _total = torch.cuda.mem_get_info()
+    else:
+        memory = memory_limit_bytes()
+    if not decode_tiled(params, geo, memory):
         vae.disable_tiling()
         vae.use_framewise_decoding = False
         return "whole"

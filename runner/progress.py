@@ -30,7 +30,8 @@ class ProgressReporter:
         self._memory = dict(job.get("memory") or {})
         self.step = 0
         self._denoise_started = None
-        self._step_seconds = None  # mean seconds per step, fixed at each finished step
+        self._step_seconds = None  # mean seconds per step after the first, fixed at each finished step
+        self._first_step_end = None
         # The heartbeat thread and the main thread both write; one at a time.
         self._mutex = threading.Lock()
 
@@ -48,8 +49,14 @@ class ProgressReporter:
     def step_done(self, index):
         """Record that denoising step `index` (0-based) has finished."""
         with self._mutex:
+            now = time.time()
             self.step = index + 1
-            self._step_seconds = round((time.time() - self._denoise_started) / self.step, 4)
+            if self.step == 1:
+                self._first_step_end = now
+                self._step_seconds = round(now - self._denoise_started, 4)
+            else:
+                # The first step pays for warm-up (weights paged in, buffers allocated): leave it out.
+                self._step_seconds = round((now - self._first_step_end) / (self.step - 1), 4)
             self._write()
 
     def record_memory(self, stages):

@@ -48,7 +48,7 @@ def render(store, job):
     # Imported here so the "starting" phase measures what a job really pays for them.
     import torch
 
-    from runner import calibrate, pipeline, video_file
+    from runner import calibrate, pipeline
     from runner.threads import ThreadShare
 
     share = ThreadShare(store, torch, fixed=runtime.get("threads"))
@@ -60,7 +60,8 @@ def render(store, job):
     device = pipeline.select_device(runtime.get("device", "auto"))
     budget = memory_limit_bytes() // max(1, int(runtime.get("max_workers", 1)))
     plan = precision.plan(model_dir, device, runtime.get("compute_dtype", "auto"),
-                          runtime.get("weight_dtype", "auto"), budget)
+                          runtime.get("weight_dtype", "auto"), budget,
+                          overheads=cost_model.stage_overheads(params, geo))
     step_cache, cache_label = pipeline.effective_step_cache(runtime.get("step_cache"), geo.blocks)
     _log(f"device {device}, {threads} threads, step cache {cache_label}, model {model_dir}; "
          + "; ".join(plan["reasons"]))
@@ -83,13 +84,24 @@ def render(store, job):
 
     reporter.enter(Phase.DECODING)
     share.apply()
-    frames, decode_mode = staged.decode(latents)
+    frames, decode_mode = staged.decode(latents, params)
     reporter.record_memory(staged.memory.stages)
     _log(f"decoded {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} ({decode_mode})")
     del staged, latents, prompt_kwargs
 
     reporter.enter(Phase.WRITING)
-    partial = store.partial_video_path(job["job_id"])
+    video = _write_video(store, job["job_id"], frames, params)
+    heartbeat.set()
+    done = reporter.complete(video)
+    _record_sample(stats, done, geo, threads, skip=("starting",) if reporter.calibrated else ())
+    return done
+
+
+def _write_video(store, job_id, frames, params):
+    """Encode the MP4 beside its final name, check what was written, and move it into place."""
+    from runner import video_file
+
+    partial = store.partial_video_path(job_id)
     video_file.write_mp4(frames, partial, params["fps"])
     written = video_file.probe(partial)
     expected = (params["video_length"], params["width"], params["height"])
@@ -98,10 +110,10 @@ def render(store, job):
             f"the encoded video has {written['frames']} frames of {written['width']}x{written['height']}, "
             f"expected {expected[0]} frames of {expected[1]}x{expected[2]}"
         )
-    final = store.video_path(job["job_id"])
+    final = store.video_path(job_id)
     os.replace(partial, final)
-    video = {
-        "file": video_filename(job["job_id"]),
+    return {
+        "file": video_filename(job_id),
         "bytes": final.stat().st_size,
         "frames": written["frames"],
         "width": written["width"],
@@ -111,10 +123,6 @@ def render(store, job):
         "pix_fmt": written["pix_fmt"],
         "duration_seconds": round(written["frames"] / params["fps"], 3),
     }
-    heartbeat.set()
-    done = reporter.complete(video)
-    _record_sample(stats, done, geo, threads, skip=("starting",) if reporter.calibrated else ())
-    return done
 
 
 def _record_runtime(store, job_id, device, plan, threads, step_cache):

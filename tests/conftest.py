@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,12 +36,26 @@ def tiny_model(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def host_calibration(tiny_model, tmp_path_factory):
+    """This host measured for the tiny model once per session (runner/calibrate.py, for real)."""
+    data = tmp_path_factory.mktemp("calibration")
+    subprocess.run([sys.executable, "-m", "runner.calibrate", str(tiny_model), "--data-dir", str(data),
+                    "--max-workers", "2"], check=True, cwd=ROOT, capture_output=True)
+    return data / "stats"
+
+
 @pytest.fixture
-def data_dir(tmp_path, tiny_model):
-    """A fresh data folder whose embedded model is the session's build (a symlink, not a copy)."""
+def data_dir(tmp_path, tiny_model, host_calibration):
+    """A fresh data folder whose embedded model is the session's build (a symlink, not a copy).
+
+    It starts with the session's calibration of this host, as a data folder does
+    after its first start, so tests do not each spend seconds measuring the host.
+    """
     folder = tmp_path / "data"
     (folder / "models").mkdir(parents=True)
     (folder / "models" / EMBEDDED_MODEL_NAME).symlink_to(tiny_model, target_is_directory=True)
+    shutil.copytree(host_calibration, folder / "stats")
     return folder
 
 

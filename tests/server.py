@@ -36,6 +36,7 @@ class GunicornServer:
 
     def start(self, timeout=120):
         """Start gunicorn and wait until /health answers (the model is built before that)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:hunyuan_api.gunicorn_conf", "wsgi:app"]
         self.process = subprocess.Popen(gunicorn, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -64,12 +64,19 @@ def test_the_tiny_model_counts_one_token_per_character(tiny_model):
 
 
 def test_the_phases_of_a_real_job_in_proportion(real_geometry):
-    work = cost_model.job_work(request(640, 480, 61), real_geometry)
+    params = request(640, 480, 61)
+    work = cost_model.job_work(params, real_geometry, memory_bytes=32 * 2**30)
     denoising = work["denoising"]["linear"] + work["denoising"]["attention"]
-    # 30 steps of ~543 TFLOP; decoding ~244 TFLOP of convolutions; text ~5 TFLOP (NOTES section 4).
-    assert denoising == pytest.approx(30 * 543e12, rel=0.01)
-    assert 200e12 < work["decoding"]["conv"] < 300e12
+    # 30 steps of ~543 TFLOP; text ~5 TFLOP (NOTES section 4).
+    assert denoising == pytest.approx(30 * 543e12, rel=0.01) and work["denoising"]["steps"] == 30
     assert work["encoding_text"]["linear"] == pytest.approx(5e12, rel=0.25)
+    # Decoding: ~244 TFLOP of convolutions, tiled at this size (the real VAE would need ~38 GB whole),
+    # and the tiles overlap: 3 x 3 tiles of 256 px for 640 x 480, 5 chunks of 16 frames for 61.
+    assert 200e12 < cost_model.decode_flops(params, real_geometry) < 300e12
+    assert cost_model.decode_tiled(params, real_geometry, 32 * 2**30)
+    assert cost_model.tiling_overlap(params) == pytest.approx((768 / 640) * (768 / 480) * (80 / 61))
+    assert work["decoding"]["conv"] == pytest.approx(
+        cost_model.decode_flops(params, real_geometry) * cost_model.tiling_overlap(params))
 
 
 def stats_with(data_dir, calibration=None, samples=()):
@@ -87,13 +94,28 @@ def test_rates_come_from_calibration_then_samples(tmp_path):
                                                                   "voxels": 1e-7, "fixed": 5.0}}}
     stats = stats_with(tmp_path, calibration)
     rates = stats.rates(2)
-    assert rates.kinds["attention"] == 1e-11 and rates.calibrated and rates.corrections == {}
+    assert rates.kinds["attention"] == 1e-11 and rates.calibrated and rates.fits == {}
     # One thread where only two were measured: a proportional stretch.
     assert stats.rates(1).kinds["attention"] == pytest.approx(2e-11)
-    # A job whose denoising took 1.5x the calibrated prediction corrects later ones.
-    work = {"attention": 1e12}
+    # A job whose denoising took 5 s more than calibrated: the difference is a per-step overhead.
+    work = {"attention": 1e12, "steps": 10.0}
     stats.record({"job_id": "a", "threads": 2, "phases": {"denoising": {"seconds": 15.0, "work": work}}})
-    assert stats.rates(2).phase_seconds("denoising", work) == pytest.approx(15.0)
+    rates = stats.rates(2)
+    assert rates.fits["denoising"] == pytest.approx((0.5, 1.0))
+    assert rates.phase_seconds("denoising", work) == pytest.approx(15.0)
+    # Twice the steps: the overhead doubles too.
+    assert rates.phase_seconds("denoising", {"attention": 2e12, "steps": 20.0}) == pytest.approx(30.0)
+
+
+def test_overhead_and_scale_are_told_apart_by_jobs_of_different_sizes():
+    from hunyuan_api.timing_stats import fit_overhead_and_scale
+
+    # Truth: 0.1 s per step of overhead, and the work really runs 1.5x slower than calibrated.
+    points = [(steps, raw, 0.1 * steps + 1.5 * raw) for steps, raw in ((20, 2.0), (30, 60.0), (40, 8.0))]
+    overhead, scale = fit_overhead_and_scale(points)
+    assert overhead == pytest.approx(0.1) and scale == pytest.approx(1.5)
+    # A job faster than calibrated shrinks the scale instead of going negative.
+    assert fit_overhead_and_scale([(10, 20.0, 10.0)]) == (0.0, 0.5)
 
 
 def make_job(status, params, created, started=None, **fields):
@@ -111,7 +133,8 @@ def test_remaining_time_follows_measured_steps(tiny_model, tmp_path):
     job = make_job("processing", params, now, started=now - timedelta(seconds=20), phase="denoising",
                    phase_started_at=(now - timedelta(seconds=10)).isoformat(), step=10, step_seconds=1.0)
     left = estimates.remaining(job, predicted, rates, now)
-    # 20 steps at the measured 1.0 s, then decoding and writing scaled by this job's own speed.
+    # Nothing measured on this host: 20 steps at this job's own 1.0 s, then decoding and writing
+    # scaled by how much faster or slower than predicted this job runs.
     factor = 1.0 / (predicted["denoising"] / 30)
     assert left == pytest.approx(20 * 1.0 + (predicted["decoding"] + predicted["writing_video"]) * factor)
     total, left_again = estimates.run_estimate(job, geo, rates, now)
@@ -132,3 +155,16 @@ def test_queued_jobs_wait_for_the_slots_ahead_of_them():
     assert plan[jobs[1]["job_id"]]["eta_seconds"] == 50.0 and plan[jobs[1]["job_id"]]["queue_position"] == 1
     assert plan[jobs[2]["job_id"]]["eta_seconds"] == 30.0 + 60.0 and plan[jobs[2]["job_id"]]["queue_position"] == 2
     assert jobs[3]["job_id"] not in plan
+
+
+def test_one_measured_step_is_blended_with_a_calibrated_prediction(tiny_model, tmp_path):
+    geo = cost_model.geometry(tiny_model)
+    calibration = {"cpu": "c", "cores": 2, "by_threads": {"2": {"attention": 1e-11, "linear": 1e-11, "conv": 1e-10,
+                                                                  "voxels": 1e-7, "fixed": 5.0}}}
+    rates = stats_with(tmp_path, calibration).rates(2)
+    params = {**request(640, 480, 61), "prompt": "a cat"}
+    per_step = estimates.predict(params, geo, rates)["denoising"] / 30
+    job = {"params": params, "step": 1, "step_seconds": 3 * per_step}
+    # One slow first step (warm-up) against a prediction worth two steps: (3 + 2) / 3.
+    assert estimates.step_estimate(job, estimates.predict(params, geo, rates), rates) == pytest.approx(
+        per_step * 5 / 3)

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from .. import __version__, model_source, params, precision
+from .. import __version__, cost_model, model_source, params, precision
 from ..job_record import JobStatus
 from ..schemas import HealthSchema
 from ..services import services
@@ -130,11 +130,7 @@ class Info(MethodView):
                 "nice": config["RUNNER_NICE"],
                 "step_cache": config["STEP_CACHE"],
             },
-            "precision": precision.describe_plan(
-                model["path"], config["DEVICE"], config["COMPUTE_DTYPE"], config["WEIGHT_DTYPE"], config["MAX_WORKERS"]
-            )
-            if model["ready"]
-            else None,
+            "precision": _precision_plan(model, config) if model["ready"] else None,
             "calibration": _calibration_summary(model["name"]),
             "video": {"container": "mp4", "codec": "h264", "pix_fmt": "yuv420p", "faststart": True},
             "endpoints": ENDPOINTS,
@@ -149,3 +145,17 @@ def _calibration_summary(model_name):
     return {key: calibration.get(key) for key in ("measured_at", "cpu", "cores")} | {
         "threads_measured": sorted(int(t) for t in calibration.get("by_threads", {}))
     }
+
+
+def _precision_plan(model, config):
+    """The storage plan for the API document's default request (640x480x61)."""
+    table = config["PARAMETERS"]
+    default = {p.name: p.default for p in table} | {"prompt": "A cat walks on the grass, realistic style."}
+    try:
+        overheads = cost_model.stage_overheads(default, cost_model.geometry(model["path"]))
+    except (OSError, ValueError, KeyError):
+        overheads = None
+    described = precision.describe_plan(model["path"], config["DEVICE"], config["COMPUTE_DTYPE"],
+                                        config["WEIGHT_DTYPE"], config["MAX_WORKERS"], overheads)
+    described["for_request"] = "the default request (640x480, 61 frames)"
+    return described

@@ -1,0 +1,87 @@
+"""What the real 13B HunyuanVideo costs on a CPU: the README's performance table.
+
+    .venv/bin/python bench/cpu_table.py
+
+Measures this machine's speed at the real model's own shapes (fp32 matrix
+products at width 3072, attention with 24 heads of 128, the VAE's 128-channel
+3-D convolutions: runner/calibrate.py, no weights needed), then prices each
+setting of the API document with the cost model (hunyuan_api/cost_model.py):
+text encoding, every denoising step, VAE decoding. The 8-core host is this
+machine's measured per-core speed times 8 cores, which assumes a CPU of the same
+class (Render does not publish its CPU model) and perfect scaling: a best case.
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hunyuan_api import cost_model  # noqa: E402
+from hunyuan_api.host import cpu_cores, cpu_model  # noqa: E402
+from runner.calibrate import measure  # noqa: E402
+
+REAL_CONFIGS = {
+    "transformer": {"num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40,
+                    "patch_size": 2, "patch_size_t": 1},
+    "vae": {"spatial_compression_ratio": 8, "temporal_compression_ratio": 4, "latent_channels": 16,
+            "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2},
+    "text_encoder": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32},
+    "text_encoder_2": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12},
+}
+# The API document's performance table and recommended settings.
+SETTINGS = [(480, 360, 61, 25), (640, 480, 61, 30), (720, 480, 61, 35), (720, 480, 61, 40), (960, 544, 61, 40)]
+PROMPT = "A cat walks on the grass, realistic style, golden hour light, slow camera pan."
+
+
+def real_geometry():
+    """The 13B model's geometry from its config values (no weights)."""
+    folder = Path(tempfile.mkdtemp(prefix="hunyuan-geometry-"))
+    for name, config in REAL_CONFIGS.items():
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text(json.dumps(config))
+    return cost_model.geometry(folder)
+
+
+def seconds(work, rates):
+    """Seconds of `{kind: amount}` at `rates` (seconds per unit)."""
+    return sum(amount * rates[kind] for kind, amount in work.items() if kind in rates)
+
+
+def human(total):
+    """A duration in hours, or minutes under one hour."""
+    return f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min"
+
+
+def main():
+    """Measure and print the table."""
+    geo = real_geometry()
+    cores = cpu_cores()
+    here = measure(geo, cores)
+    per_core_scale = 8 / cores
+    host8 = {kind: rate / per_core_scale for kind, rate in here.items()}
+    print(f"{cpu_model()}, {cores} cores, torch {torch.__version__}: measured at the 13B model's shapes "
+          f"{1 / here['linear'] / 1e9:.0f} GFLOP/s linear, {1 / here['attention'] / 1e9:.0f} GFLOP/s attention, "
+          f"{1 / here['conv'] / 1e9:.0f} GFLOP/s VAE convolution\n")
+    print("| request | steps | TFLOP per step | this machine (2 cores): text + denoise + decode | "
+          "8-core host (best case): total | per step on 8 cores |")
+    print("|---|---|---|---|---|---|")
+    for width, height, frames, steps in SETTINGS:
+        params = {"prompt": PROMPT, "width": width, "height": (height + 8) // 16 * 16, "video_length": frames,
+                  "num_inference_steps": steps, "guidance_scale": 1.0}
+        work = cost_model.job_work(params, geo)
+        step = sum(cost_model.step_work(params, geo).values())
+        phases = ("encoding_text", "denoising", "decoding")
+        t_here = sum(seconds(work[p], here) for p in phases)
+        t_8 = sum(seconds(work[p], host8) for p in phases)
+        per_step_8 = seconds({k: v / steps for k, v in work["denoising"].items()}, host8)
+        print(f"| {width}x{params['height']}x{frames} | {steps} | {step / 1e12:.0f} | {human(t_here)} | "
+              f"{human(t_8)} | {per_step_8 / 60:.1f} min |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

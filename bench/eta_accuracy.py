@@ -1,0 +1,133 @@
+"""How right the service's time estimates are, through a real server.
+
+    .venv/bin/python bench/eta_accuracy.py                 # embedded model and a scaled-down full architecture
+
+For each model, starts gunicorn on a fresh data folder (which calibrates the host
+for the model before opening its port), then runs a series of jobs of different
+sizes one after another. For each job it records:
+
+- the estimate at submission (`estimated_time` of POST /api/generate) against
+  the job's actual run time (started_at to finished_at); target within +/-30%;
+- the remaining-time estimate (`eta_seconds`) as soon as the first denoising
+  step is reported, against the time that really remained; target within +/-15%.
+
+The first job of each model is estimated from the calibration alone; later ones
+also learn from the jobs before them (hunyuan_api/timing_stats.py).
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.server import GunicornServer  # noqa: E402
+
+# The real block structure (dual-stream then single-stream blocks, 128-wide heads, patch 2,
+# the real VAE's layout and mid-block attention) at a width and depth that run in seconds here.
+SCALED_DOWN = {
+    "transformer": {"num_attention_heads": 8, "attention_head_dim": 128, "rope_axes_dim": (16, 56, 56),
+                    "num_layers": 2, "num_single_layers": 4, "num_refiner_layers": 2, "text_embed_dim": 1024,
+                    "pooled_projection_dim": 256, "in_channels": 16, "out_channels": 16},
+    "vae": {"latent_channels": 16, "block_out_channels": (32, 64, 128, 128), "layers_per_block": 2,
+            "norm_num_groups": 16, "mid_block_add_attention": True},
+    "text_encoder": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 4,
+                     "num_attention_heads": 8, "num_key_value_heads": 4},
+    "text_encoder_2": {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 2,
+                       "num_attention_heads": 4, "projection_dim": 256},
+}
+REQUESTS = {
+    "embedded": [
+        dict(width=256, height=256, video_length=13, num_inference_steps=20),
+        dict(width=640, height=480, video_length=61, num_inference_steps=30),
+        dict(width=480, height=368, video_length=29, num_inference_steps=25),
+        dict(width=640, height=480, video_length=61, num_inference_steps=30),
+        dict(width=320, height=256, video_length=45, num_inference_steps=40),
+    ],
+    "scaled-down": [
+        dict(width=256, height=256, video_length=13, num_inference_steps=10),
+        dict(width=320, height=256, video_length=29, num_inference_steps=10),
+        dict(width=256, height=256, video_length=21, num_inference_steps=15),
+        dict(width=320, height=256, video_length=29, num_inference_steps=10),
+    ],
+}
+
+
+def _parse(text):
+    return datetime.fromisoformat(text)
+
+
+def run_job(base_url, body):
+    """Submit one job and follow it; returns its estimates and what really happened."""
+    answer = requests.post(f"{base_url}/api/generate", json=body, timeout=30).json()
+    job_id, submit_estimate = answer["job_id"], answer["estimated_time"]
+    after_first_step = None
+    while True:
+        status = requests.get(f"{base_url}/api/status/{job_id}", timeout=30).json()
+        if after_first_step is None and status["phase"] == "denoising" and status["step"] >= 1:
+            after_first_step = (datetime.now(timezone.utc), status["eta_seconds"])
+        if status["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    if status["status"] != "completed":
+        raise RuntimeError(f"job failed: {status['error']}")
+    started, finished = _parse(status["started_at"]), _parse(status["finished_at"])
+    actual = (finished - started).total_seconds()
+    seen_at, eta = after_first_step
+    remaining = (finished - seen_at).total_seconds()
+    return {"actual": actual, "submit": submit_estimate, "eta": eta, "remaining": remaining}
+
+
+def bench_model(label, data_dir, requests_list, model_path=None):
+    """Run one model's series; returns table rows."""
+    env = {"MAX_WORKERS": 1}
+    if model_path:
+        env["MODEL_PATH"] = str(model_path)
+    rows = []
+    server = GunicornServer(data_dir, workers=2, **env).start(timeout=600)
+    try:
+        for number, body in enumerate(requests_list, start=1):
+            result = run_job(server.base_url, dict(body, prompt="A cat walks on the grass, realistic style.", seed=number))
+            size = f"{body['width']}x{body['height']}x{body['video_length']}, {body['num_inference_steps']} steps"
+            rows.append((label, number, size, result))
+            print(f"  {label} job {number} ({size}): actual {result['actual']:.1f} s", flush=True)
+    finally:
+        server.stop()
+    return rows
+
+
+def main():
+    """Run both series and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["embedded", "scaled-down"])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hunyuan-eta-"))
+    rows = []
+    if args.only in (None, "embedded"):
+        rows += bench_model("embedded", work / "embedded" / "data", REQUESTS["embedded"])
+    if args.only in (None, "scaled-down"):
+        model = work / "models" / "scaled-down-hunyuanvideo"
+        code = ("import sys; from runner.tiny_model import build_tiny_model; "
+                f"build_tiny_model(sys.argv[1], overrides={SCALED_DOWN!r}, name='scaled-down-hunyuanvideo')")
+        subprocess.run([sys.executable, "-c", code, str(model)], check=True, cwd=ROOT, capture_output=True)
+        rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model)
+    print("\n| model | job | request | actual run s | estimate at submit s | error | remaining after step 1 s "
+          "| estimated then s | error |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, number, size, r in rows:
+        submit_error = (r["submit"] - r["actual"]) / r["actual"] * 100
+        eta_error = (r["eta"] - r["remaining"]) / r["remaining"] * 100
+        print(f"| {label} | {number} | {size} | {r['actual']:.1f} | {r['submit']:.1f} | {submit_error:+.0f}% | "
+              f"{r['remaining']:.1f} | {r['eta']:.1f} | {eta_error:+.0f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
