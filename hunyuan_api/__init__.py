@@ -49,12 +49,15 @@ def create_app(test_config=None):
     )
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor)
 
-    from .views import docs_assets, general, jobs, videos
+    from .views import docs_assets, events, general, job_log, jobs, metrics, videos
 
     api = Api(app)
     api.register_blueprint(general.blp)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(videos.blp)
+    api.register_blueprint(events.blp)
+    api.register_blueprint(job_log.blp)
+    api.register_blueprint(metrics.blp)
     app.register_blueprint(docs_assets.blp)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 

@@ -93,4 +93,6 @@ class JobViewer:
             "model": (job.get("model") or {}).get("name"),
             "timings": job.get("timings", {}),
             "video": video,
+            "log_url": f"/api/jobs/{job['job_id']}/log",
+            "events_url": f"/api/jobs/{job['job_id']}/events",
         }

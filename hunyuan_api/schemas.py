@@ -144,6 +144,8 @@ class JobStatusSchema(ma.Schema):
         metadata={"description": "Seconds each finished phase took"},
     )
     video = ma.fields.Nested(VideoSchema, allow_none=True)
+    log_url = ma.fields.String(metadata={"description": "The runner's log of this job (text/plain)"})
+    events_url = ma.fields.String(metadata={"description": "Live progress of this job (Server-Sent Events)"})
 
 
 class JobListQuerySchema(ma.Schema):
