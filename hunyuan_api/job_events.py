@@ -4,7 +4,8 @@ The stream watches the job file cheaply: one `stat` of the file and of the jobs
 folder per poll. Every write to a job file is an atomic rename into the jobs
 folder, so the folder's mtime moves whenever any job changes (which is what moves
 a queued job's position and ETA); only then is the status object rebuilt, and an
-event is sent only if it differs from the last one sent.
+event is sent only if it tells something new (see `is_news`: estimates that merely
+count down as predicted are not news).
 
 Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
 
@@ -28,6 +29,11 @@ from .job_store import JobFileUnreadable, JobNotFound
 
 # Milliseconds a client should wait before reconnecting (sent as `retry:`).
 RECONNECT_MILLISECONDS = 2000
+# Estimates drift with the clock on every rebuild; a change smaller than this (seconds, or
+# this fraction of the estimate) from what the last event's countdown implies is not news.
+ETA_TOLERANCE_SECONDS = 1.0
+ETA_TOLERANCE_FRACTION = 0.05
+_ESTIMATES = ("eta_seconds", "estimated_time")
 
 
 def format_event(data, event=None, event_id=None):
@@ -40,6 +46,25 @@ def format_event(data, event=None, event_id=None):
     # json.dumps never emits a raw newline, so the data fits on one `data:` line.
     lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
     return "\n".join(lines) + "\n\n"
+
+
+def is_news(body, sent, seconds_since_sent):
+    """True if `body` tells a client more than `sent` did, `seconds_since_sent` ago.
+
+    Anything but the estimates counts. An ETA counts when it is off from the last
+    one counted down by the time since, by more than the tolerance.
+    """
+    if sent is None:
+        return True
+    if any(body[key] != sent[key] for key in body if key not in _ESTIMATES):
+        return True
+    eta, before = body.get("eta_seconds"), sent.get("eta_seconds")
+    if (eta is None) != (before is None):
+        return True
+    if eta is None:
+        return False
+    expected = max(before - seconds_since_sent, 0.0)
+    return abs(eta - expected) > max(ETA_TOLERANCE_SECONDS, ETA_TOLERANCE_FRACTION * expected)
 
 
 def event_name(status_body):
@@ -80,7 +105,7 @@ class JobEventStream:
         """Yield the stream's text chunks (see the module docstring for the format)."""
         started = last_output = self.clock()
         yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
-        seen_signature, sent = object(), None
+        seen_signature, sent, sent_at = object(), None, started
         # A reconnecting client already holds the version it names: do not send it again.
         resume_from = self.last_event_id
         while True:
@@ -100,12 +125,16 @@ class JobEventStream:
                 body = self.describe(job)
                 name = event_name(body)
                 event_id = job.get("updated_at")
-                if body != sent and not (resume_from is not None and resume_from == event_id and name == "progress"):
-                    yield format_event(body, event=name, event_id=event_id)
-                    last_output = self.clock()
-                resume_from, sent = None, body
                 if name != "progress":
+                    yield format_event(body, event=name, event_id=event_id)
                     return
+                if resume_from is not None and resume_from == event_id:
+                    sent, sent_at = body, self.clock()  # the client holds this version already
+                elif is_news(body, sent, self.clock() - sent_at):
+                    yield format_event(body, event=name, event_id=event_id)
+                    now = self.clock()
+                    sent, sent_at, last_output = body, now, now
+                resume_from = None
             now = self.clock()
             if now - started >= self.max_seconds:
                 # Frees the web thread; EventSource reconnects by itself with Last-Event-ID.
