@@ -72,8 +72,17 @@ def from_environ(environ=None):
         "EVENTS_POLL_INTERVAL": _float("EVENTS_POLL_INTERVAL", env.get("EVENTS_POLL_INTERVAL", "0.25"), 0.05),
         "EVENTS_KEEPALIVE": _float("EVENTS_KEEPALIVE", env.get("EVENTS_KEEPALIVE", "15"), 1),
         "EVENTS_MAX_SECONDS": _float("EVENTS_MAX_SECONDS", env.get("EVENTS_MAX_SECONDS", "300"), 1),
-        "EVENTS_MAX_STREAMS": _int("EVENTS_MAX_STREAMS", env.get("EVENTS_MAX_STREAMS", "8"), 1),
+        "EVENTS_MAX_STREAMS": _events_max_streams(env),
     }
+
+
+def _events_max_streams(env):
+    """Open event streams allowed per web worker: fewer than its threads, so the API always has one."""
+    web_threads = _int("WEB_THREADS", env.get("WEB_THREADS", "8"), 1)
+    streams = _int("EVENTS_MAX_STREAMS", env.get("EVENTS_MAX_STREAMS", str(max(web_threads // 2, 1))), 1)
+    if web_threads > 1 and streams >= web_threads:
+        raise ValueError(f"EVENTS_MAX_STREAMS ({streams}) must be below WEB_THREADS ({web_threads})")
+    return streams
 
 
 def runner_runtime(settings):

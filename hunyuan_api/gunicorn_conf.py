@@ -16,7 +16,11 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '10000')}"
 # Web workers only validate, read files and start runners; generation happens in
 # runner processes, so a few workers with a few threads each are plenty.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "4"))
+# Threaded workers: an open event stream (GET /api/jobs/<id>/events) holds one thread,
+# not a whole process, and at most EVENTS_MAX_STREAMS of a worker's threads (config.py
+# keeps that below WEB_THREADS), so streams never starve the rest of the API.
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
 # Video downloads can take a while on slow links.
 timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
 accesslog = "-"
