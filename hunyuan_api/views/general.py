@@ -21,7 +21,10 @@ ENDPOINTS = {
     "video": "GET /api/videos/{filename}",
     "jobs": "GET /api/jobs?status=&limit=",
     "delete": "DELETE /api/jobs/{job_id}",
+    "events": "GET /api/jobs/{job_id}/events (Server-Sent Events)",
+    "log": "GET /api/jobs/{job_id}/log?tail=",
     "health": "GET /health",
+    "metrics": "GET /metrics (Prometheus)",
     "info": "GET /api/info",
     "docs": "GET /docs (Swagger UI), GET /redoc (ReDoc), GET /openapi.json",
 }
