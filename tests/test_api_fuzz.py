@@ -22,6 +22,7 @@ from schemathesis.checks import (
 )
 
 from hunyuan_api import create_app
+from hunyuan_api.job_record import new_job, new_job_id, utc_now
 from hunyuan_api.model_source import EMBEDDED_MODEL_NAME
 
 # Enough to reach every operation and its error paths, small enough for ~2 minutes on 2 cores.
@@ -38,21 +39,40 @@ def _app(data_dir, tiny_model=None):
     return create_app({"DATA_DIR": str(data_dir), "SUPERVISOR_AUTOSTART": False, "TESTING": True})
 
 
+def _existing_jobs(app):
+    """Write a finished job (with a log) and a queued one into the app's store; return their ids."""
+    store = app.extensions["hunyuan_api"].store
+    ids = []
+    for status in ("completed", "queued"):
+        job = new_job(new_job_id(), request={"prompt": "fuzz"}, params={"num_inference_steps": 10}, adjustments=[],
+                      model={"name": "m", "path": "/nowhere", "demo": True})
+        if status == "completed":
+            job.update(status="completed", phase="done", progress=1.0, started_at=utc_now(), finished_at=utc_now())
+            store.log_path(job["job_id"]).write_text("[guard] line one\n[guard] line two\n")
+        store.create(job)
+        ids.append(job["job_id"])
+    return ids
+
+
 def _operations(app):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def _fuzz(operation, mode, model_ready, seen):
-    """Run the bounded fuzz of one operation in one generation mode; hypothesis reports the failing case."""
+def _fuzz(operation, mode, model_ready, seen, **fixed):
+    """Run the bounded fuzz of one operation in one generation mode; hypothesis reports the failing case.
+
+    `fixed` pins parts of the request (e.g. `path_parameters` naming a job that exists).
+    """
     checks = CONFORMANCE + ([not_a_server_error] if model_ready else [])
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
               derandomize=True, database=None)
     def run(case):
         response = case.call_and_validate(checks=checks)
-        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        key = (operation.label, response.status_code)
+        seen[key] = seen.get(key, 0) + 1
         if response.status_code >= 500:
             body = response.json()
             assert response.status_code == 503 and body["detail"] == MODEL_NOT_READY, (case.method, case.path, body)
@@ -76,9 +96,26 @@ def test_no_server_errors_and_every_response_matches_the_document(tmp_path, tiny
         except Unsatisfiable:
             # An operation without parameters or body (GET /health) has no invalid request to make.
             pass
-    server_errors = sum(count for code, count in seen.items() if code >= 500)
+    # Random ids only meet 404s: fuzz the rest of each request against jobs that exist too.
+    finished, queued = _existing_jobs(app)
+    for operation in sorted(operations, key=lambda op: op.method == "delete"):  # deletes last
+        if "{job_id}" not in operation.path:
+            continue
+        # A queued job's event stream stays open until EVENTS_MAX_SECONDS: follow only the finished one.
+        for job_id in (finished,) if operation.path.endswith("/events") else (finished, queued):
+            _fuzz(operation, GenerationMode.POSITIVE, model_ready, seen, path_parameters={"job_id": job_id})
+    by_status = {}
+    for (_label, code), count in seen.items():
+        by_status[code] = by_status.get(code, 0) + count
+    server_errors = sum(count for code, count in by_status.items() if code >= 500)
     print(f"\nfuzz ({'model ready' if model_ready else 'no model'}): {sum(seen.values())} requests over "
-          f"{len(operations)} operations, responses by status {dict(sorted(seen.items()))}, "
+          f"{len(operations)} operations, responses by status {dict(sorted(by_status.items()))}, "
           f"5xx: {server_errors} (only the documented 503 'model not ready' is allowed, and only without a model)")
     if model_ready:
         assert server_errors == 0
+    # Every status code met is declared for its operation, not only covered by the `default` response.
+    spec = app.test_client().get("/openapi.json").json
+    undeclared = sorted({(label, code) for label, code in seen
+                         if str(code) not in spec["paths"][label.split(" ", 1)[1]][label.split(" ")[0].lower()]
+                         ["responses"]})
+    assert not undeclared, undeclared

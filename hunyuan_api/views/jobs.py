@@ -54,6 +54,7 @@ class Generate(MethodView):
 
     @blp.arguments(GenerateRequestSchema)
     @blp.response(200, GenerateResponseSchema)
+    @blp.alt_response(400, description="The body is not valid JSON")
     @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range")
     @blp.alt_response(503, description="Model not ready yet (Retry-After says when to try again)")
     def post(self, request):
