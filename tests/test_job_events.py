@@ -3,6 +3,7 @@
 import threading
 import time
 
+from hunyuan_api.job_events import format_event, is_news
 from hunyuan_api.job_record import utc_now
 
 from .conftest import SMALL_REQUEST, make_app
@@ -122,3 +123,15 @@ def test_open_streams_are_capped_per_worker_and_released_on_close(data_dir):
     second = client.get(f"/api/jobs/{job_id}/events", buffered=False)
     assert second.status_code == 200
     second.close()
+
+
+def test_event_format_and_what_counts_as_news():
+    assert format_event({"a": 1}, event="progress", event_id="v1") == 'id: v1\nevent: progress\ndata: {"a":1}\n\n'
+    assert format_event({"text": "two\nlines"}) == 'data: {"text":"two\\nlines"}\n\n'  # one data line always
+    sent = {"status": "processing", "progress": 0.5, "eta_seconds": 100.0, "estimated_time": 200.0}
+    assert is_news(sent, None, 0)
+    assert not is_news(dict(sent, eta_seconds=90.5), sent, 10)  # counting down as predicted
+    assert not is_news(dict(sent, estimated_time=210.0), sent, 0)  # the run estimate alone drifts
+    assert is_news(dict(sent, eta_seconds=80.0), sent, 10)  # 10 s ahead of the countdown
+    assert is_news(dict(sent, eta_seconds=None), sent, 0)
+    assert is_news(dict(sent, progress=0.6), sent, 0)
