@@ -53,7 +53,8 @@ def render(store, job):
 
     share = ThreadShare(store, torch, fixed=runtime.get("threads"))
     threads = share.apply()
-    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1)):
+    compute, _ = precision.choose_compute("cpu", runtime.get("compute_dtype", "auto"))
+    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1), compute=compute):
         _log("calibrated this host for the model")
         reporter.calibrated = True
     reporter.rates = stats.rates(threads)
