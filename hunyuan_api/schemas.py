@@ -78,6 +78,16 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
             "(real classifier-free guidance); then an empty one is used if none is given."
         },
     )
+    webhook_url = ma.fields.Url(
+        allow_none=True,
+        load_default=None,
+        require_tld=False,
+        schemes={"http", "https"},
+        metadata={
+            "description": "Optional http(s) URL: once the job has finished (completed, failed or canceled) the "
+            "service POSTs its status body there, signed with WEBHOOK_SECRET (X-Hunyuan-Signature)."
+        },
+    )
 
 
 class GenerateResponseSchema(ma.Schema):
@@ -144,6 +154,14 @@ class JobStatusSchema(ma.Schema):
         metadata={"description": "Seconds each finished phase took"},
     )
     video = ma.fields.Nested(VideoSchema, allow_none=True)
+    expires_at = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "When the finished job and its video will be removed (VIDEO_TTL); null = kept"},
+    )
+    webhook = ma.fields.Dict(
+        allow_none=True,
+        metadata={"description": "The webhook's delivery: url, attempts, delivered_at, last_error, gave_up_at"},
+    )
 
 
 class JobListQuerySchema(ma.Schema):
