@@ -105,7 +105,7 @@ class Generate(MethodView):
             try:
                 admission.check(svc.store, config["MAX_QUEUE"], config["MIN_FREE_DISK_MB"])
             except admission.Refused as exc:
-                abort(exc.code, message=exc.detail, headers=exc.headers)
+                admission.refuse(exc)
             job_id = new_job_id()
             job = new_job(
                 job_id,
