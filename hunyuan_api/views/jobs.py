@@ -87,8 +87,9 @@ class Generate(MethodView):
                 headers={"Retry-After": str(MODEL_RETRY_AFTER_SECONDS)},
             )
         key = flask_request.headers.get(idempotency.HEADER)
-        if key is not None and idempotency.validate_key(key):
-            abort(400, message=idempotency.validate_key(key))
+        key_problem = None if key is None else idempotency.validate_key(key)
+        if key_problem:
+            abort(400, message=key_problem)
         config = current_app.config
         used, adjustments = params.resolve(request, config["PARAMETERS"])
         # One lock around look-up, admission and creation: two workers given the same
