@@ -94,6 +94,14 @@ class WebhookSender:
         return True
 
     def _deliver(self, job, attempt):
+        try:
+            self._post(job, attempt)
+        except Exception as exc:  # a bug here must not leave the attempt claimed until its lease ends
+            log.exception("webhook of job %s failed", job["job_id"])
+            self._record(job["job_id"], attempt, None, f"could not send: {type(exc).__name__}: {exc}")
+
+    def _post(self, job, attempt):
+        """Build, sign and POST the job's status body; record the outcome."""
         body = json.dumps(self.describe(job), sort_keys=True).encode("utf-8")
         headers = {
             "Content-Type": "application/json",

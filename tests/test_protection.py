@@ -31,6 +31,12 @@ def test_beyond_max_queue_submissions_get_429_with_retry_after(data_dir, store):
     assert client.post("/api/generate", json=SMALL_REQUEST).status_code == 200
 
 
+def test_info_shows_the_limits(data_dir):
+    limits = client_with(data_dir, MAX_QUEUE=7, MIN_FREE_DISK_MB=5, VIDEO_TTL=60).get("/api/info").json["limits"]
+    assert limits["queue_size"] == 7 and limits["min_free_disk_mb"] == 5 and limits["video_ttl_seconds"] == 60
+    assert limits["api_key_required"] is False
+
+
 def test_max_queue_zero_means_no_cap(data_dir):
     client = client_with(data_dir, MAX_QUEUE=0)
     assert all(client.post("/api/generate", json=SMALL_REQUEST).status_code == 200 for _ in range(3))

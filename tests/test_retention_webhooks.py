@@ -5,7 +5,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from hunyuan_api.housekeeping import Housekeeping
 from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_api.job_store import JobStore
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .webhook_receiver import WebhookReceiver
@@ -157,3 +159,28 @@ def test_a_canceled_job_sends_its_webhook(data_dir, store, running_apps):
 def test_webhook_url_must_be_http_or_https(client, url):
     response = client.post("/api/generate", json=dict(SMALL_REQUEST, webhook_url=url))
     assert response.status_code == 422 and "webhook_url" in response.json["detail"]
+
+
+class CountingStore(JobStore):
+    """The real store, counting the job files it parses (to show the sweeper re-reads nothing unchanged)."""
+
+    reads = 0
+
+    def get(self, job_id):
+        CountingStore.reads += 1
+        return super().get(job_id)
+
+
+def test_a_sweep_with_nothing_changed_parses_no_job_file(data_dir):
+    store = CountingStore(data_dir)
+    for _ in range(20):
+        job = new_job(new_job_id(), {"prompt": "x"}, dict(SMALL_REQUEST, seed=1), [], {})
+        job.update(status="completed", finished_at=job["created_at"])
+        store.create(job)
+    housekeeping = Housekeeping(store, video_ttl=3600)
+    housekeeping.run()  # stamps expires_at on all 20
+    housekeeping.run()  # reads each rewritten file once more
+    CountingStore.reads = 0
+    assert housekeeping.run() == []
+    assert CountingStore.reads == 0
+    assert all(job["expires_at"] for job in store.list()[0])
