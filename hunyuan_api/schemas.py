@@ -137,7 +137,8 @@ class JobStatusSchema(ma.Schema):
     queue_position = ma.fields.Integer(allow_none=True, metadata={"description": "1 = next to start; 0 = running"})
     phase = ma.fields.String(
         metadata={
-            "description": "queued, starting, loading_model, encoding_text, denoising, decoding, writing_video, done or failed"
+            "description": "queued, starting, loading_model, encoding_text, denoising, decoding, writing_video, done, failed "
+            "or canceled"
         }
     )
     step = ma.fields.Integer(metadata={"description": "Denoising steps finished"})

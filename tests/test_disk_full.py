@@ -28,19 +28,33 @@ def _mount_tmpfs(folder):
     return result.returncode == 0, result.stderr.strip()
 
 
-@pytest.fixture
-def small_disk(data_dir):
-    """('tmpfs', None) with data_dir/videos a small tmpfs, or ('fsize', worker command) as the fallback."""
+def _fsize_command():
+    """The real work process under a file size limit (RLIMIT_FSIZE), or None without prlimit."""
+    if shutil.which("prlimit") is None:
+        return None
+    return ["prlimit", f"--fsize={LEFT_FREE_KB * 1024}", sys.executable, "-m", "runner.render"]
+
+
+@pytest.fixture(params=["best", "fsize"])
+def small_disk(request, data_dir):
+    """("tmpfs", None) with data_dir/videos a small tmpfs, or ("fsize", worker command) as the fallback.
+
+    The "fsize" variant always uses the fallback, so it is known to work where mounting is not allowed.
+    """
     videos = data_dir / "videos"
     videos.mkdir(exist_ok=True)
-    mounted, why = (False, "mount not found") if shutil.which("mount") is None else _mount_tmpfs(videos)
-    if mounted:
-        yield "tmpfs", None
-        subprocess.run(["umount", "-l", str(videos)], check=False)
-        return
-    if shutil.which("prlimit") is None:
+    if request.param == "best":
+        mounted, why = (False, "mount not found") if shutil.which("mount") is None else _mount_tmpfs(videos)
+        if mounted:
+            yield "tmpfs", None
+            subprocess.run(["umount", "-l", str(videos)], check=False)
+            return
+    else:
+        why = "not tried (this variant tests the fallback)"
+    command = _fsize_command()
+    if command is None:
         pytest.skip(f"cannot make a small disk here: mounting a tmpfs failed ({why}) and prlimit is missing")
-    yield "fsize", ["prlimit", f"--fsize={LEFT_FREE_KB * 1024}", sys.executable, "-m", "runner.render"]
+    yield "fsize", command
 
 
 def _fill(folder, leave_kb):
