@@ -21,11 +21,12 @@ class JobStatus(str, Enum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELED = "canceled"  # stopped by POST /api/jobs/{job_id}/cancel
 
     @property
     def is_terminal(self):
         """True once the job can no longer change."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 class Phase(str, Enum):
@@ -40,6 +41,7 @@ class Phase(str, Enum):
     WRITING = "writing_video"
     DONE = "done"
     FAILED = "failed"
+    CANCELED = "canceled"
 
 
 # The phases a runner works through, in order; progress and estimates walk this list.

@@ -93,4 +93,13 @@ class JobViewer:
             "model": (job.get("model") or {}).get("name"),
             "timings": job.get("timings", {}),
             "video": video,
+            "expires_at": job.get("expires_at"),
+            "webhook": _webhook_view(job.get("webhook")),
         }
+
+
+def _webhook_view(hook):
+    """What a client is told about its webhook's delivery (not the internal claim)."""
+    if not hook:
+        return None
+    return {key: hook.get(key) for key in ("url", "attempts", "delivered_at", "last_error", "gave_up_at")}

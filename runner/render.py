@@ -103,8 +103,16 @@ def _write_video(store, job_id, frames, params):
     from runner import video_file
 
     partial = store.partial_video_path(job_id)
-    video_file.write_mp4(frames, partial, params["fps"])
-    written = video_file.probe(partial)
+    try:
+        video_file.write_mp4(frames, partial, params["fps"])
+        written = video_file.probe(partial)
+    except Exception as exc:
+        # ffmpeg reports a failed write only on its stderr (the job log) and the probe then
+        # finds a truncated file; name the real cause when it is the disk or a file size limit.
+        reason = video_file.write_failure_reason(partial)
+        if reason:
+            raise OSError(f"The video could not be written: {reason}") from exc
+        raise
     expected = (params["video_length"], params["width"], params["height"])
     if (written["frames"], written["width"], written["height"]) != expected:
         raise RuntimeError(

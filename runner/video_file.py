@@ -1,7 +1,13 @@
 """Writing frames as an MP4 that browsers can stream and seek, and checking what was written."""
 
+import resource
+import shutil
+
 import imageio_ffmpeg
 import numpy as np
+
+# Below this much free space after a failed write, the disk being full is the cause.
+_DISK_FULL_BYTES = 1024 * 1024
 
 # H.264 in yuv420p plays everywhere; +faststart moves the moov atom to the front so
 # a browser can start playing (and seek with Range requests) before the download ends.
@@ -46,3 +52,15 @@ def probe(path):
         "pix_fmt": meta.get("pix_fmt", "").split("(")[0],
         "duration": meta.get("duration"),
     }
+
+
+def write_failure_reason(path):
+    """Why writing `path` failed, when the cause is the disk or a file size limit; else None."""
+    free = shutil.disk_usage(path.parent).free
+    if free < _DISK_FULL_BYTES:
+        return f"No space left on device (the videos folder {path.parent} has {free // 1024} KB free)"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    size = path.stat().st_size if path.exists() else 0
+    if limit != resource.RLIM_INFINITY and size >= limit:
+        return f"File too large (the video reached this process's file size limit, RLIMIT_FSIZE = {limit} bytes)"
+    return None

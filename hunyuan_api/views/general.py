@@ -21,6 +21,7 @@ ENDPOINTS = {
     "video": "GET /api/videos/{filename}",
     "jobs": "GET /api/jobs?status=&limit=",
     "delete": "DELETE /api/jobs/{job_id}",
+    "cancel": "POST /api/jobs/{job_id}/cancel",
     "health": "GET /health",
     "info": "GET /api/info",
     "docs": "GET /docs (Swagger UI), GET /redoc (ReDoc), GET /openapi.json",
@@ -121,8 +122,11 @@ class Info(MethodView):
             },
             "limits": {
                 "max_workers": config["MAX_WORKERS"],
-                "queue_size": "unlimited",
+                "queue_size": config["MAX_QUEUE"] or "unlimited",
                 "job_timeout_seconds": config["JOB_TIMEOUT"] or None,
+                "min_free_disk_mb": config["MIN_FREE_DISK_MB"] or None,
+                "video_ttl_seconds": config["VIDEO_TTL"] or None,
+                "api_key_required": bool(config["API_KEY"]),
             },
             "runtime": {
                 "device": config["DEVICE"],
