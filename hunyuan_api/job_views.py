@@ -70,6 +70,7 @@ class JobViewer:
             estimated, _left = self._estimate(job)
             eta, position = (0.0 if status.is_terminal else None), None
         video = job.get("video")
+        poster = job.get("poster")
         params = job.get("params") or {}
         return {
             "job_id": job["job_id"],
@@ -93,4 +94,5 @@ class JobViewer:
             "model": (job.get("model") or {}).get("name"),
             "timings": job.get("timings", {}),
             "video": video,
+            "poster_url": f"/api/posters/{poster['file']}" if status is JobStatus.COMPLETED and poster else None,
         }

@@ -144,6 +144,9 @@ class JobStatusSchema(ma.Schema):
         metadata={"description": "Seconds each finished phase took"},
     )
     video = ma.fields.Nested(VideoSchema, allow_none=True)
+    poster_url = ma.fields.String(
+        allow_none=True, metadata={"description": "The first frame as a JPEG, once completed (for <video poster>)"}
+    )
 
 
 class JobListQuerySchema(ma.Schema):
