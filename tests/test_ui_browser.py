@@ -131,6 +131,9 @@ def test_a_job_submitted_in_the_page_runs_plays_and_is_deleted(server, page, dat
     assert video.get_attribute("poster") == status["poster_url"]
     duration = video_duration(page, card)
     assert duration > 0 and abs(duration - 13 / 8) < 0.2, duration
+    # Frames decode too, not only the header: a first frame is ready to show.
+    video.evaluate("v => { v.preload = 'auto'; v.load(); }")
+    page.wait_for_function("document.querySelector('li.job video').readyState >= 2", timeout=30_000)
     poster = server.get(status["poster_url"])
     assert poster.headers["Content-Type"] == "image/jpeg" and poster.content[:2] == b"\xff\xd8"
     sync_api.expect(card.locator(".download")).to_have_attribute("href", status["video_url"])
