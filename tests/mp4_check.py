@@ -50,3 +50,13 @@ def assert_playable_mp4(path, frames, width, height, fps):
     assert abs(info["fps"] - fps) < 1e-6, info
     assert info["boxes"].index("moov") < info["boxes"].index("mdat"), info["boxes"]
     return info
+
+
+def inspect_image(data):
+    """Decode a still image (e.g. a poster JPEG) from bytes: its codec, size and top-left pixel."""
+    import io
+
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+        return {"codec": container.streams.video[0].codec_context.name, "width": frame.width,
+                "height": frame.height, "pixel": frame.to_ndarray(format="rgb24")[0, 0]}
