@@ -133,6 +133,9 @@ def cmd_generate(client, args):
     for _flag, field, _kind, _text in GENERATION_FLAGS:
         if getattr(args, field) is not None:
             request[field] = getattr(args, field)
+    if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        # Found out now rather than after the whole render.
+        raise Failure(f"cannot write {args.output}: its folder does not exist", EXIT_LOCAL_FILE)
     submitted = client.generate(request)
     job_id = submitted["job_id"]
     if not (args.wait or args.output):
