@@ -133,7 +133,11 @@ def test_a_job_submitted_in_the_page_runs_plays_and_is_deleted(server, page, dat
     assert duration > 0 and abs(duration - 13 / 8) < 0.2, duration
     # Frames decode too, not only the header: a first frame is ready to show.
     video.evaluate("v => { v.preload = 'auto'; v.load(); }")
-    page.wait_for_function("document.querySelector('li.job video').readyState >= 2", timeout=30_000)
+    page.wait_for_function("(v => v.readyState === 4 && v.networkState !== 2)(document.querySelector('li.job video'))",
+                           timeout=30_000)
+    # Seek into the video: a decoded frame other than the poster is shown.
+    video.evaluate("""v => new Promise(resolve => {
+        v.addEventListener('seeked', resolve, {once: true}); v.currentTime = v.duration / 2; })""")
     poster = server.get(status["poster_url"])
     assert poster.headers["Content-Type"] == "image/jpeg" and poster.content[:2] == b"\xff\xd8"
     sync_api.expect(card.locator(".download")).to_have_attribute("href", status["video_url"])
