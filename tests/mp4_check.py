@@ -1,5 +1,6 @@
 """Decoding a finished MP4 with PyAV (a different FFmpeg build from the writer's) to check it."""
 
+import io
 import struct
 
 import av
@@ -52,10 +53,14 @@ def assert_playable_mp4(path, frames, width, height, fps):
     return info
 
 
-def inspect_image(data):
-    """Decode a still image (e.g. a poster JPEG) from bytes: its codec, size and top-left pixel."""
-    import io
+def decode_image(data):
+    """Decode a still image (e.g. a poster JPEG) from bytes to an RGB array (height, width, 3)."""
+    with av.open(io.BytesIO(data)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
+
+def inspect_image(data):
+    """Decode a still image from bytes: its codec, size and top-left pixel."""
     with av.open(io.BytesIO(data)) as container:
         frame = next(container.decode(video=0))
         return {"codec": container.streams.video[0].codec_context.name, "width": frame.width,

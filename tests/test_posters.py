@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 
+from hunyuan_api.supervisor import Supervisor
 from runner.video_file import write_jpeg
 
-from .mp4_check import inspect_image
+from .conftest import SMALL_REQUEST
+from .mp4_check import decode_image, inspect_image, inspect_mp4
 from .test_api import submit
+from .test_runner import queue, run_to_end
 
 
 @pytest.fixture
@@ -62,3 +65,20 @@ def test_the_openapi_document_describes_posters(client):
     spec = client.get("/openapi.json").get_json()
     assert "JPEG" in spec["paths"]["/api/posters/{filename}"]["get"]["responses"]["200"]["description"]
     assert "poster_url" in spec["components"]["schemas"]["JobStatus"]["properties"]
+
+
+def test_the_runner_saves_the_videos_first_frame_as_the_poster(store, tiny_model):
+    # A real render (tiny model, 2 steps): the poster is the MP4's first frame, recorded in the job.
+    job_id = queue(store, tiny_model, dict(SMALL_REQUEST, num_inference_steps=2, seed=3))
+    (job,) = run_to_end(Supervisor(store, max_workers=1), [job_id], timeout=180)
+    assert job["status"] == "completed", job["error"]
+    poster_path = store.poster_path(job_id)
+    assert job["poster"] == {"file": f"{job_id}.jpg", "bytes": poster_path.stat().st_size, "width": 256, "height": 256}
+    image = inspect_image(poster_path.read_bytes())
+    assert image["codec"] == "mjpeg" and (image["width"], image["height"]) == (256, 256)
+    frames = inspect_mp4(store.video_path(job_id))["pixels"]
+    poster_pixels = decode_image(poster_path.read_bytes()).astype(int)
+    # Two lossy encodings of the same frame of noise: nearer to each other than to any other frame.
+    distances = [np.abs(poster_pixels - frame.astype(int)).mean() for frame in frames]
+    assert int(np.argmin(distances)) == 0, distances
+    assert not list(store.videos_dir.glob(".*")), "no partial poster left behind"

@@ -192,7 +192,10 @@ async function mediaUrl(path) {
 function newCard(job) {
   const element = $("#job-template").content.firstElementChild.cloneNode(true);
   element.dataset.jobId = job.job_id;
-  element.querySelector(".bar").setAttribute("aria-label", `Progress of job ${job.job_id.slice(0, 8)}`);
+  const short = job.job_id.slice(0, 8);
+  element.querySelector(".bar").setAttribute("aria-label", `Progress of job ${short}`);
+  element.querySelector(".cancel").setAttribute("aria-label", `Cancel job ${short}`);
+  element.querySelector(".delete").setAttribute("aria-label", `Delete job ${short}`);
   element.querySelector(".cancel").addEventListener("click", () => act(job.job_id, "cancel"));
   element.querySelector(".delete").addEventListener("click", () => act(job.job_id, "delete"));
   return { element, mediaFor: null };
