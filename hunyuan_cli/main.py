@@ -53,7 +53,8 @@ def build_parser():
     """The argument parser of every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: an option given before the subcommand is not reset by the subcommand's default.
-    common.add_argument("--url", default=argparse.SUPPRESS, help=f"server URL (default $HUNYUAN_API_URL or {DEFAULT_URL})")
+    common.add_argument("--url", default=argparse.SUPPRESS,
+                        help=f"server URL (default $HUNYUAN_API_URL or {DEFAULT_URL})")
     common.add_argument("--api-key", default=argparse.SUPPRESS, help="API key (default $HUNYUAN_API_KEY)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
 

@@ -51,7 +51,8 @@ class ProgressDisplay:
             self.stream.flush()
             return
         phase = job.get("phase")
-        if phase != self._last_phase or progress - self._last_progress >= LINE_EVERY or progress >= 1.0 > self._last_progress:
+        moved = progress - self._last_progress >= LINE_EVERY or progress >= 1.0 > self._last_progress
+        if phase != self._last_phase or moved:
             elapsed = format_seconds(time.monotonic() - self._started)
             self.stream.write(f"[{elapsed:>9}] {describe(job)}\n")
             self.stream.flush()

@@ -139,7 +139,8 @@ def cmd_du(store, args):
     usage = inventory.disk_usage(store.root)
     lines = [f"{name:>10}  {human_bytes(size):>9}" for name, size in usage["folders"].items()]
     lines.append(f"{'total':>10}  {human_bytes(usage['total_bytes']):>9}")
-    lines.append(f"{'free':>10}  {human_bytes(usage['disk_free_bytes']):>9} of {human_bytes(usage['disk_total_bytes'])}")
+    free, total = human_bytes(usage["disk_free_bytes"]), human_bytes(usage["disk_total_bytes"])
+    lines.append(f"{'free':>10}  {free:>9} of {total}")
     emit(args, usage, lines)
     return EXIT_OK
 
