@@ -108,6 +108,11 @@ def test_a_job_submitted_in_the_page_runs_plays_and_is_deleted(server, page, dat
     sync_api.expect(page.locator("#no-jobs")).to_be_visible()
     fill_form(page)
     shot(page, "2-filled")
+    # Record every value the progress bar shows, to check it only ever moves forward.
+    page.evaluate("""() => { window.seenProgress = [];
+        new MutationObserver(records => records.forEach(r => window.seenProgress.push(
+            Number(r.target.getAttribute('aria-valuenow'))))).observe(document.querySelector('#jobs'),
+            {subtree: true, attributes: true, attributeFilter: ['aria-valuenow']}); }""")
     page.get_by_role("button", name="Generate").click()
 
     card = page.locator("li.job")
@@ -118,10 +123,14 @@ def test_a_job_submitted_in_the_page_runs_plays_and_is_deleted(server, page, dat
     sync_api.expect(bar).to_have_attribute("aria-label", f"Progress of job {job_id[:8]}")
     # Live progress: the page shows the runner's phases (with time left) before the end.
     sync_api.expect(card.locator(".phase")).to_contain_text("left", timeout=RUN_TIMEOUT_MS)
+    sync_api.expect(card.locator(".badge")).to_have_text("processing", timeout=RUN_TIMEOUT_MS)
+    sync_api.expect(card.locator(".phase")).not_to_contain_text("queue")
     shot(page, "3-running")
     sync_api.expect(bar).to_have_attribute("aria-valuenow", "100", timeout=RUN_TIMEOUT_MS)
     sync_api.expect(card.locator(".badge")).to_have_text("completed")
     sync_api.expect(card.locator(".percent")).to_have_text("100%")
+    seen = page.evaluate("window.seenProgress")
+    assert seen == sorted(seen) and seen[-1] == 100 and len(set(seen)) >= 2, seen
 
     status = server.get(f"/api/status/{job_id}").json()
     assert status["status"] == "completed" and status["poster_url"] == f"/api/posters/{job_id}.jpg"
