@@ -178,3 +178,15 @@ def test_the_console_script_is_declared_and_needs_no_torch():
                             "('torch', 'diffusers', 'flask', 'hunyuan_api')))"],
                            capture_output=True, text=True, cwd=ROOT, check=True)
     assert check.stdout.strip() == "[]"
+
+
+def test_progress_lines_say_phase_step_and_time_left():
+    from hunyuan_cli.progress import describe, format_seconds
+
+    assert [format_seconds(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
+    running = {"status": "processing", "progress": 0.42, "phase": "denoising", "step": 12, "steps": 30,
+               "eta_seconds": 19.0}
+    assert describe(running) == " 42%  denoising 12/30  ~19 s left"
+    queued = {"status": "queued", "progress": 0.0, "phase": "queued", "queue_position": 2, "eta_seconds": 80}
+    assert describe(queued) == "  0%  queued, position 2  ~1 min 20 s left"
+    assert describe({"status": "canceled", "progress": 0.3, "phase": "canceled", "eta_seconds": 0}) == " 30%  canceled"

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_api.ops import inventory
 from hunyuan_api.processes import identify
 
 from .conftest import ROOT, wait_for
@@ -199,3 +200,15 @@ def test_prune_while_the_service_runs_on_the_same_folder(data_dir, populated):
         _, body = ops_json(data_dir, "stuck", "--queued-older-than", "1d")
         assert body["stuck"] == []
     kill_all_runners(data_dir)  # the queued jobs were dispatched (and fail: their model path does not exist)
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800),
+                                           ("2w", 1209600), ("1.5h", 5400)])
+def test_durations_read_as_operators_write_them(text, seconds):
+    assert inventory.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "7 days", "-1d", "d"])
+def test_other_durations_are_refused(text):
+    with pytest.raises(ValueError):
+        inventory.parse_duration(text)
