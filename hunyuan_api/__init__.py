@@ -51,7 +51,7 @@ def create_app(test_config=None):
     )
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor)
 
-    from .views import control, docs_assets, general, jobs, videos
+    from .views import control, docs_assets, general, jobs, posters, ui, videos
 
     api = Api(app)
     auth.install(app, api)
@@ -59,7 +59,9 @@ def create_app(test_config=None):
     api.register_blueprint(jobs.blp)
     api.register_blueprint(videos.blp)
     api.register_blueprint(control.blp)
+    api.register_blueprint(posters.blp)
     app.register_blueprint(docs_assets.blp)
+    app.register_blueprint(ui.blp)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:

@@ -59,6 +59,7 @@ def cancel_job(store, job_id):
             job["runner"] = runner
         write_json_atomic(store.job_path(job_id), job)
         store.partial_video_path(job_id).unlink(missing_ok=True)
+        store.partial_poster_path(job_id).unlink(missing_ok=True)
         return job
 
 

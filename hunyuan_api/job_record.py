@@ -73,6 +73,11 @@ def video_filename(job_id):
     return f"{job_id}.mp4"
 
 
+def poster_filename(job_id):
+    """The file name of a job's poster image (its first frame) inside the videos folder."""
+    return f"{job_id}.jpg"
+
+
 def new_job(job_id, request, params, adjustments, model):
     """The record of a freshly submitted job."""
     now = utc_now()
@@ -95,6 +100,7 @@ def new_job(job_id, request, params, adjustments, model):
         "model": model,
         "timings": {},
         "video": None,
+        "poster": None,
         "error": None,
         "runner": None,
     }

@@ -70,6 +70,7 @@ class JobViewer:
             estimated, _left = self._estimate(job)
             eta, position = (0.0 if status.is_terminal else None), None
         video = job.get("video")
+        poster = job.get("poster")
         params = job.get("params") or {}
         return {
             "job_id": job["job_id"],
@@ -95,6 +96,7 @@ class JobViewer:
             "video": video,
             "expires_at": job.get("expires_at"),
             "webhook": _webhook_view(job.get("webhook")),
+            "poster_url": f"/api/posters/{poster['file']}" if status is JobStatus.COMPLETED and poster else None,
         }
 
 

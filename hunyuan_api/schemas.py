@@ -163,6 +163,9 @@ class JobStatusSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "The webhook's delivery: url, attempts, delivered_at, last_error, gave_up_at"},
     )
+    poster_url = ma.fields.String(
+        allow_none=True, metadata={"description": "The first frame as a JPEG, once completed (for <video poster>)"}
+    )
 
 
 class JobListQuerySchema(ma.Schema):

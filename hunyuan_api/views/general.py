@@ -22,6 +22,8 @@ ENDPOINTS = {
     "jobs": "GET /api/jobs?status=&limit=",
     "delete": "DELETE /api/jobs/{job_id}",
     "cancel": "POST /api/jobs/{job_id}/cancel",
+    "poster": "GET /api/posters/{job_id}.jpg",
+    "ui": "GET /ui (web playground)",
     "health": "GET /health",
     "info": "GET /api/info",
     "docs": "GET /docs (Swagger UI), GET /redoc (ReDoc), GET /openapi.json",
