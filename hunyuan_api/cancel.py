@@ -15,7 +15,7 @@ from filelock import FileLock
 
 from . import processes
 from .atomic_file import write_json_atomic
-from .job_record import JobStatus, Phase, utc_now
+from .job_record import JobStatus, Phase, mark_finished
 
 # The promise: a processing job's runners are gone within this many seconds.
 KILL_WAIT_SECONDS = 5.0
@@ -44,12 +44,8 @@ def cancel_job(store, job_id):
         runner = job.get("runner") or {}
         if status is JobStatus.PROCESSING:
             _end_runner(runner)
-        now = utc_now()
-        job["status"] = JobStatus.CANCELED.value
-        job["phase"] = Phase.CANCELED.value
-        job["error"] = None
-        job["finished_at"] = now
-        job["updated_at"] = now
+        mark_finished(job, JobStatus.CANCELED, Phase.CANCELED)
+        now = job["finished_at"]
         if runner:
             # The runner is gone and nobody is left to record it: do it here, so no
             # supervisor mistakes the job for one whose runner vanished.

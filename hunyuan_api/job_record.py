@@ -106,15 +106,20 @@ def new_job(job_id, request, params, adjustments, model):
     }
 
 
-def mark_failed(job, error):
-    """Set a job to failed with `error`, keeping whatever progress it made."""
+def mark_finished(job, status, phase, error=None):
+    """Set a job to the terminal `status` and `phase`, keeping whatever progress it made."""
     now = utc_now()
-    job["status"] = JobStatus.FAILED.value
-    job["phase"] = Phase.FAILED.value
+    job["status"] = status.value
+    job["phase"] = phase.value
     job["error"] = error
     job["finished_at"] = now
     job["updated_at"] = now
     return job
+
+
+def mark_failed(job, error):
+    """Set a job to failed with `error`, keeping whatever progress it made."""
+    return mark_finished(job, JobStatus.FAILED, Phase.FAILED, error)
 
 
 def status_of(job):

@@ -183,7 +183,8 @@ class Supervisor:
                 start_new_session=True,
             )
         except OSError as exc:
-            self.store.update(job_id, lambda job: mark_failed(job, f"could not start the runner: {exc}"))
+            reason = f"could not start the runner: {exc}"
+            self.store.update(job_id, lambda job: mark_failed(job, reason))
             return False
         finally:
             log_file.close()

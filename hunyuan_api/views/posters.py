@@ -1,11 +1,10 @@
 """Serving the poster image (first frame, JPEG) of each finished video."""
 
-from flask import send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
-from ..job_record import is_job_id
 from ..services import services
+from .job_files import send_job_file
 
 blp = Blueprint("posters", __name__, url_prefix="/api", description="Poster images of generated videos")
 
@@ -22,10 +21,4 @@ class Poster(MethodView):
         Only names of the form `<job_id>.jpg` are served, from the videos folder
         alone; anything else (other folders, `..`, hidden or partial files) is a 404.
         """
-        stem, _, extension = filename.partition(".")
-        if extension != "jpg" or not is_job_id(stem):
-            abort(404, message="Poster not found")
-        path = services().store.poster_path(stem)
-        if not path.is_file():
-            abort(404, message="Poster not found")
-        return send_file(path, mimetype="image/jpeg", conditional=True, etag=True, max_age=3600)
+        return send_job_file(filename, "jpg", services().store.poster_path, "image/jpeg", "Poster not found")
