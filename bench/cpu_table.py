@@ -20,9 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hunyuan_api import cost_model  # noqa: E402
+from hunyuan_api import cost_model, precision  # noqa: E402
 from hunyuan_api.host import cpu_cores, cpu_model  # noqa: E402
 from runner.calibrate import measure  # noqa: E402
+from runner.pipeline import DTYPES  # noqa: E402
 
 REAL_CONFIGS = {
     "transformer": {"num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40,
@@ -62,10 +63,12 @@ def main():
     """Measure and print the table."""
     geo = real_geometry()
     cores = cpu_cores()
-    here = measure(geo, cores)
+    compute, why = precision.choose_compute("cpu", "auto")
+    here = measure(geo, cores, DTYPES[compute])
     per_core_scale = 8 / cores
     host8 = {kind: rate / per_core_scale for kind, rate in here.items()}
-    print(f"{cpu_model()}, {cores} cores, torch {torch.__version__}: measured at the 13B model's shapes "
+    print(f"{cpu_model()}, {cores} cores, torch {torch.__version__}; {why}. Measured in {compute} at the 13B "
+          "model's shapes: "
           f"{1 / here['linear'] / 1e9:.0f} GFLOP/s linear, {1 / here['attention'] / 1e9:.0f} GFLOP/s attention, "
           f"{1 / here['conv'] / 1e9:.0f} GFLOP/s VAE convolution\n")
     print("| request | steps | TFLOP per step | this machine (2 cores): text + denoise + decode | "

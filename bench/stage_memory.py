@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hunyuan_api import params as api_params  # noqa: E402
-from hunyuan_api import precision  # noqa: E402
+from hunyuan_api import cost_model, precision  # noqa: E402
 from hunyuan_api.host import memory_limit_bytes  # noqa: E402
 
 SHARD_BYTES = 4 * 2**30
@@ -222,14 +222,18 @@ def measure(model_dir, storage):
     print(f"\nwhole job: compute peak {job_peak:.1f} GiB (stages run one after another; loads peak on "
           f"reclaimable file pages)")
     transformer_entry = weights["transformer"]
-    if transformer_entry["dtype"] != "bfloat16":
-        bf16 = precision.component_weights(model_dir, "transformer")["params"] * 2
-        projected = staged.memory.stages["transformer"]["compute_peak_rss_mb"] / 1024 - (
-            transformer_entry["bytes"] - bf16) / 2**30
-        print(f"with bf16 storage (what a 32 GB host gets): transformer stage ~{projected:.1f} GiB "
-              f"(this run's peak with {bf16 / 2**30:.1f} GiB of bf16 weights in place of "
-              f"{transformer_entry['bytes'] / 2**30:.1f} GiB of {transformer_entry['dtype']})")
-
+    bf16 = precision.component_weights(model_dir, "transformer")["params"] * 2
+    projected = staged.memory.stages["transformer"]["compute_peak_rss_mb"] / 1024 - (
+        transformer_entry["bytes"] - bf16) / 2**30
+    print(f"with bf16 transformer storage: transformer stage ~{projected:.1f} GiB "
+          f"(this run's peak with {bf16 / 2**30:.1f} GiB of bf16 weights in place of "
+          f"{transformer_entry['bytes'] / 2**30:.1f} GiB of {transformer_entry['dtype']})")
+    # What the service plans on the 32 GiB target host with MAX_WORKERS=1 (the whole memory for one runner).
+    host32 = precision.plan(model_dir, "cpu", "auto", "auto", 32 * 2**30,
+                            overheads=cost_model.stage_overheads(used, cost_model.geometry(model_dir)))
+    print("32 GiB host, MAX_WORKERS=1: " + "; ".join(
+        f"{name} stored as {entry['dtype']}, planned stage peak {entry['stage_peak_bytes'] / 2**30:.1f} GiB"
+        for name, entry in host32["storage"].items()))
 
 def main():
     """Command line: build or measure."""

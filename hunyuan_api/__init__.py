@@ -10,7 +10,7 @@ import logging  # noqa: E402  (the version must exist before the modules that re
 
 from flask import Flask  # noqa: E402
 
-from . import config, params  # noqa: E402
+from . import auth, config, params  # noqa: E402
 from .api import Api  # noqa: E402
 from .job_store import JobStore  # noqa: E402
 from .model_source import EmbeddedModelBuilder, resolve  # noqa: E402
@@ -38,6 +38,7 @@ def create_app(test_config=None):
     store = JobStore(app.config["DATA_DIR"])
     model = resolve(app.config["MODEL_PATH"], app.config["DATA_DIR"])
     builder = EmbeddedModelBuilder(model)
+    housekeeping = _housekeeping(store, app.config)
     supervisor = Supervisor(
         store,
         max_workers=app.config["MAX_WORKERS"],
@@ -46,19 +47,24 @@ def create_app(test_config=None):
         job_timeout=app.config["JOB_TIMEOUT"],
         poll_interval=app.config["SUPERVISOR_POLL_INTERVAL"],
         model_builder=builder,
+        housekeeping=housekeeping,
     )
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor)
 
-    from .views import docs_assets, events, general, job_log, jobs, metrics, videos
+    from .views import control, docs_assets, events, general, job_log, jobs, metrics, posters, ui, videos
 
     api = Api(app)
+    auth.install(app, api)
     api.register_blueprint(general.blp)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(videos.blp)
     api.register_blueprint(events.blp)
     api.register_blueprint(job_log.blp)
     api.register_blueprint(metrics.blp)
+    api.register_blueprint(control.blp)
+    api.register_blueprint(posters.blp)
     app.register_blueprint(docs_assets.blp)
+    app.register_blueprint(ui.blp)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:
@@ -67,6 +73,26 @@ def create_app(test_config=None):
         "serving with data folder %s, model %s, MAX_WORKERS=%s", store.root, model.path, app.config["MAX_WORKERS"]
     )
     return app
+
+
+def _housekeeping(store, settings):
+    """Retention and webhook delivery for finished jobs, run by the supervisor's ticks."""
+    from .housekeeping import Housekeeping
+    from .job_views import JobViewer
+    from .webhooks import WebhookSender
+
+    def describe(job):
+        return JobViewer(store, settings["MAX_WORKERS"], settings["RUNNER_THREADS"]).describe(job)
+
+    sender = WebhookSender(
+        store,
+        describe,
+        secret=settings["WEBHOOK_SECRET"],
+        max_attempts=settings["WEBHOOK_MAX_ATTEMPTS"],
+        retry_seconds=settings["WEBHOOK_RETRY_SECONDS"],
+        timeout=settings["WEBHOOK_TIMEOUT"],
+    )
+    return Housekeeping(store, video_ttl=settings["VIDEO_TTL"], sender=sender)
 
 
 def _document_configured_ranges(api, table):

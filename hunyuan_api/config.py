@@ -73,6 +73,22 @@ def from_environ(environ=None):
         "EVENTS_KEEPALIVE": _float("EVENTS_KEEPALIVE", env.get("EVENTS_KEEPALIVE", "15"), 1),
         "EVENTS_MAX_SECONDS": _float("EVENTS_MAX_SECONDS", env.get("EVENTS_MAX_SECONDS", "300"), 1),
         "EVENTS_MAX_STREAMS": _events_max_streams(env),
+        **_protection_settings(env),
+    }
+
+
+def _protection_settings(env):
+    """Settings of job control and protection: queue cap, disk floor, API keys, retention, webhooks."""
+    keys = [key.strip() for key in env.get("API_KEY", "").split(",") if key.strip()]
+    return {
+        "MAX_QUEUE": _int("MAX_QUEUE", env.get("MAX_QUEUE", "100"), 0),
+        "MIN_FREE_DISK_MB": _int("MIN_FREE_DISK_MB", env.get("MIN_FREE_DISK_MB", "1024"), 0),
+        "API_KEY": keys,
+        "VIDEO_TTL": _float("VIDEO_TTL", env.get("VIDEO_TTL", "0"), 0),
+        "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET", ""),
+        "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", env.get("WEBHOOK_MAX_ATTEMPTS", "5"), 1),
+        "WEBHOOK_RETRY_SECONDS": _float("WEBHOOK_RETRY_SECONDS", env.get("WEBHOOK_RETRY_SECONDS", "2"), 0.01),
+        "WEBHOOK_TIMEOUT": _float("WEBHOOK_TIMEOUT", env.get("WEBHOOK_TIMEOUT", "10"), 0.1),
     }
 
 

@@ -21,11 +21,12 @@ class JobStatus(str, Enum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELED = "canceled"  # stopped by POST /api/jobs/{job_id}/cancel
 
     @property
     def is_terminal(self):
         """True once the job can no longer change."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 class Phase(str, Enum):
@@ -40,6 +41,7 @@ class Phase(str, Enum):
     WRITING = "writing_video"
     DONE = "done"
     FAILED = "failed"
+    CANCELED = "canceled"
 
 
 # The phases a runner works through, in order; progress and estimates walk this list.
@@ -71,6 +73,11 @@ def video_filename(job_id):
     return f"{job_id}.mp4"
 
 
+def poster_filename(job_id):
+    """The file name of a job's poster image (its first frame) inside the videos folder."""
+    return f"{job_id}.jpg"
+
+
 def new_job(job_id, request, params, adjustments, model):
     """The record of a freshly submitted job."""
     now = utc_now()
@@ -93,20 +100,26 @@ def new_job(job_id, request, params, adjustments, model):
         "model": model,
         "timings": {},
         "video": None,
+        "poster": None,
         "error": None,
         "runner": None,
     }
 
 
-def mark_failed(job, error):
-    """Set a job to failed with `error`, keeping whatever progress it made."""
+def mark_finished(job, status, phase, error=None):
+    """Set a job to the terminal `status` and `phase`, keeping whatever progress it made."""
     now = utc_now()
-    job["status"] = JobStatus.FAILED.value
-    job["phase"] = Phase.FAILED.value
+    job["status"] = status.value
+    job["phase"] = phase.value
     job["error"] = error
     job["finished_at"] = now
     job["updated_at"] = now
     return job
+
+
+def mark_failed(job, error):
+    """Set a job to failed with `error`, keeping whatever progress it made."""
+    return mark_finished(job, JobStatus.FAILED, Phase.FAILED, error)
 
 
 def status_of(job):

@@ -4,6 +4,7 @@ Layout of the data folder (see the README for the job file itself):
 
     jobs/<job_id>.json    one job record each
     videos/<job_id>.mp4   finished videos (written elsewhere, renamed in when whole)
+    videos/<job_id>.jpg   their poster images (the first frame)
     logs/<job_id>.log     the runner's output for that job
     locks/                lock files; never the files they protect
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .atomic_file import write_json_atomic
-from .job_record import JobStatus, is_job_id, utc_now, video_filename
+from .job_record import JobStatus, is_job_id, poster_filename, utc_now, video_filename
 
 
 class JobNotFound(LookupError):
@@ -66,6 +67,14 @@ class JobStore:
     def partial_video_path(self, job_id):
         """Where a runner writes the video before it is complete (never served)."""
         return self.videos_dir / f".{job_id}.mp4.partial"
+
+    def poster_path(self, job_id):
+        """Where the poster image (first frame, JPEG) of `job_id` lives."""
+        return self.videos_dir / poster_filename(job_id)
+
+    def partial_poster_path(self, job_id):
+        """Where a runner writes the poster before renaming it into place."""
+        return self.videos_dir / f".{job_id}.jpg.partial"
 
     def log_path(self, job_id):
         """Where the runner's output for `job_id` goes."""
@@ -173,12 +182,14 @@ class JobStore:
             return job
 
     def delete(self, job_id):
-        """Remove a job's record, video, partial video and log."""
+        """Remove a job's record, video, poster, their partial files and log."""
         with self._lock:
             for path in (
                 self.job_path(job_id),
                 self.video_path(job_id),
                 self.partial_video_path(job_id),
+                self.poster_path(job_id),
+                self.partial_poster_path(job_id),
                 self.log_path(job_id),
             ):
                 try:

@@ -70,6 +70,7 @@ class JobViewer:
             estimated, _left = self._estimate(job)
             eta, position = (0.0 if status.is_terminal else None), None
         video = job.get("video")
+        poster = job.get("poster")
         params = job.get("params") or {}
         return {
             "job_id": job["job_id"],
@@ -95,4 +96,14 @@ class JobViewer:
             "video": video,
             "log_url": f"/api/jobs/{job['job_id']}/log",
             "events_url": f"/api/jobs/{job['job_id']}/events",
+            "expires_at": job.get("expires_at"),
+            "webhook": _webhook_view(job.get("webhook")),
+            "poster_url": f"/api/posters/{poster['file']}" if status is JobStatus.COMPLETED and poster else None,
         }
+
+
+def _webhook_view(hook):
+    """What a client is told about its webhook's delivery (not the internal claim)."""
+    if not hook:
+        return None
+    return {key: hook.get(key) for key in ("url", "attempts", "delivered_at", "last_error", "gave_up_at")}

@@ -57,6 +57,17 @@ def component_weights(model_dir, component):
     return {"params": params, "bytes": size, "dtype": main}
 
 
+def choose_compute(device="cpu", compute="auto", flags=None):
+    """The compute dtype for the COMPUTE_DTYPE setting `compute`: `(dtype, reason or None)`."""
+    if compute != "auto":
+        return compute, None
+    if device == "cuda":
+        return "bfloat16", "GPU: compute in bf16"
+    if native_bf16(cpu_flags() if flags is None else flags):
+        return "bfloat16", "CPU has native bf16 (AVX512_BF16/AMX): compute in bf16"
+    return "float32", "CPU lacks native bf16 (no AVX512_BF16/AMX), where bf16 is emulated: compute in fp32"
+
+
 def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=None, flags=None, overheads=None):
     """Decide the compute dtype and each big component's storage dtype.
 
@@ -70,18 +81,8 @@ def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=N
     the OOM killer.
     """
     overheads = overheads or {}
-    flags = cpu_flags() if flags is None else flags
-    reasons = []
-    if compute == "auto":
-        if device == "cuda":
-            compute = "bfloat16"
-            reasons.append("GPU: compute in bf16")
-        elif native_bf16(flags):
-            compute = "bfloat16"
-            reasons.append("CPU has native bf16 (AVX512_BF16/AMX): compute in bf16")
-        else:
-            compute = "float32"
-            reasons.append("CPU lacks native bf16 (no AVX512_BF16/AMX), where bf16 is emulated: compute in fp32")
+    compute, reason = choose_compute(device, compute, flags)
+    reasons = [reason] if reason else []
     memory_bytes = memory_bytes or memory_limit_bytes()
     budget = MEMORY_SHARE * memory_bytes
     result = {"compute_dtype": compute, "memory_budget_bytes": int(memory_bytes), "storage": {}}

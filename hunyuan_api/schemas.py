@@ -78,6 +78,16 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
             "(real classifier-free guidance); then an empty one is used if none is given."
         },
     )
+    webhook_url = ma.fields.Url(
+        allow_none=True,
+        load_default=None,
+        require_tld=False,
+        schemes={"http", "https"},
+        metadata={
+            "description": "Optional http(s) URL: once the job has finished (completed, failed or canceled) the "
+            "service POSTs its status body there, signed with WEBHOOK_SECRET (X-Hunyuan-Signature)."
+        },
+    )
 
 
 class GenerateResponseSchema(ma.Schema):
@@ -127,7 +137,8 @@ class JobStatusSchema(ma.Schema):
     queue_position = ma.fields.Integer(allow_none=True, metadata={"description": "1 = next to start; 0 = running"})
     phase = ma.fields.String(
         metadata={
-            "description": "queued, starting, loading_model, encoding_text, denoising, decoding, writing_video, done or failed"
+            "description": "queued, starting, loading_model, encoding_text, denoising, decoding, writing_video, done, failed "
+            "or canceled"
         }
     )
     step = ma.fields.Integer(metadata={"description": "Denoising steps finished"})
@@ -146,6 +157,17 @@ class JobStatusSchema(ma.Schema):
     video = ma.fields.Nested(VideoSchema, allow_none=True)
     log_url = ma.fields.String(metadata={"description": "The runner's log of this job (text/plain)"})
     events_url = ma.fields.String(metadata={"description": "Live progress of this job (Server-Sent Events)"})
+    expires_at = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "When the finished job and its video will be removed (VIDEO_TTL); null = kept"},
+    )
+    webhook = ma.fields.Dict(
+        allow_none=True,
+        metadata={"description": "The webhook's delivery: url, attempts, delivered_at, last_error, gave_up_at"},
+    )
+    poster_url = ma.fields.String(
+        allow_none=True, metadata={"description": "The first frame as a JPEG, once completed (for <video poster>)"}
+    )
 
 
 class JobListQuerySchema(ma.Schema):

@@ -54,6 +54,7 @@ class Supervisor:
         job_timeout=0,
         poll_interval=1.0,
         model_builder=None,
+        housekeeping=None,
     ):
         self.store = store
         self.max_workers = max_workers
@@ -62,6 +63,7 @@ class Supervisor:
         self.job_timeout = job_timeout
         self.poll_interval = poll_interval
         self.model_builder = model_builder
+        self.housekeeping = housekeeping  # retention and webhooks (housekeeping.py), or None
         self._lock = FileLock(store.lock_path("supervisor"))
         self._children = []
         self._wake = threading.Event()
@@ -114,6 +116,8 @@ class Supervisor:
             for job in jobs:
                 if self._holds_slot(job):
                     busy += 1
+            if self.housekeeping is not None:
+                self.housekeeping.run()
             if not model_ready:
                 return started
             queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value]
@@ -179,7 +183,8 @@ class Supervisor:
                 start_new_session=True,
             )
         except OSError as exc:
-            self.store.update(job_id, lambda job: mark_failed(job, f"could not start the runner: {exc}"))
+            reason = f"could not start the runner: {exc}"
+            self.store.update(job_id, lambda job: mark_failed(job, reason))
             return False
         finally:
             log_file.close()

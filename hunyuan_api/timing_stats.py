@@ -6,10 +6,10 @@ Two layers, both in `<data>/stats/<model>.json`:
   measured by `runner/calibrate.py` with the model's own shapes on this host:
   fp32 matrix products, attention, 3-D convolutions, start-up.
 - `samples`: what each finished job's phases really took, with the work they
-  were. Each phase is fitted as `overhead + scale x calibrated prediction` over
-  the most recent samples (the overhead counted per denoising step, or per job
-  for the other phases), so estimates also learn what calibration misses: the
-  per-step cost of small tensors, page faults while weights load, a busy host.
+  were. Each phase is fitted as `fixed + per_unit x steps + scale x calibrated
+  prediction` over the most recent samples, so estimates also learn what
+  calibration misses: a phase's set-up, the per-step cost of small tensors, page
+  faults while weights load, a busy host.
 """
 
 import json
@@ -45,7 +45,7 @@ def _key(model_name):
 
 
 class Rates:
-    """Seconds-per-unit of each kind of work, and a fitted `(overhead, scale)` per phase."""
+    """Seconds-per-unit of each kind of work, and a fitted `(fixed, per_unit, scale)` per phase."""
 
     def __init__(self, kinds, fits, calibrated):
         self.kinds = kinds
@@ -54,8 +54,8 @@ class Rates:
 
     def phase_seconds(self, phase, work):
         """Predicted seconds of one phase with `work` = `{kind: amount}`."""
-        overhead, scale = self.fits.get(phase, (0.0, 1.0))
-        return overhead * work.get("steps", 1.0) + scale * self.raw_seconds(phase, work)
+        fixed, per_unit, scale = self.fits.get(phase, (0.0, 0.0, 1.0))
+        return fixed + per_unit * work.get("steps", 1.0) + scale * self.raw_seconds(phase, work)
 
     def raw_seconds(self, phase, work):
         """The prediction from kind rates alone, before the phase's fit."""
@@ -74,43 +74,85 @@ class Rates:
         return phase in self.fits or self.calibrated
 
 
-def fit_overhead_and_scale(points):
-    """Fit `seconds = overhead * units + scale * raw` to `[(units, raw, seconds)]`.
+# How strongly a fit prefers the calibrated scale (1.0) when the samples cannot tell:
+# weak enough that one sizeable job overrules it, strong enough that small probe jobs,
+# whose times are all overhead, do not set the scale of the work they barely contain.
+SCALE_PRIOR_WEIGHT = 0.01
+SCALE_LIMITS = (0.05, 20.0)
 
-    Least squares on relative errors (a 10 s job and a 1000 s job count alike),
-    with both terms kept non-negative. One point, or points too alike to tell the
-    two terms apart, keep the calibrated scale and put the difference in the
-    overhead (or shrink the scale when the job ran faster than calibrated).
+
+def fit_phase(points):
+    """Fit `seconds = fixed + per_unit * units + scale * raw` to `[(units, raw, seconds)]`.
+
+    `units` are denoising steps (1 for the other phases), `raw` the calibrated
+    prediction. Least squares on relative errors (a 10 s job and a 1000 s job count
+    alike), a weak pull of `scale` towards 1, every term non-negative. Where the
+    samples all have about the same units, fixed and per-unit costs cannot be told
+    apart and the overhead is counted per unit (so a job with twice the steps pays
+    it twice). Returns `(fixed, per_unit, scale)`.
     """
-    def single(units, raw, seconds):
-        if seconds >= raw:
-            return (seconds - raw) / units, 1.0
-        return 0.0, seconds / raw if raw else 1.0
+    units = [u for u, _, _ in points]
+    separable = max(units) >= 1.2 * min(units)
+    best = None
+    # Try every set of overhead terms allowed to be non-zero; keep the best that stays non-negative.
+    for free in (("fixed", "per_unit"), ("per_unit",), ("fixed",), ()):
+        if "fixed" in free and not separable:
+            continue
+        solution = _weighted_fit(points, free)
+        if solution is None or min(solution[:2]) < 0:
+            continue
+        error = _relative_error(points, solution)
+        if best is None or error < best[0]:
+            best = (error, solution)
+    return best[1] if best else (0.0, 0.0, 1.0)
 
-    if len(points) == 1:
-        return single(*points[0])
-    xs = [raw / units for units, raw, _ in points]
-    if max(xs) < 1.2 * min(xs):  # no spread in size: overhead and scale cannot be separated
-        units = sum(p[0] for p in points) / len(points)
-        raw = sum(p[1] for p in points) / len(points)
-        return single(units, raw, sum(p[2] for p in points) / len(points))
-    # Weighted normal equations for y = o*u + k*x with weights 1/y^2.
-    suu = sux = sxx = suy = sxy = 0.0
+
+def _weighted_fit(points, free):
+    """Least squares for the `free` overhead terms and the scale, with the scale's prior row."""
+    columns = [name for name in ("fixed", "per_unit") if name in free] + ["scale"]
+    rows, targets = [], []
     for units, raw, seconds in points:
-        w = 1.0 / max(seconds, 1e-6) ** 2
-        suu += w * units * units
-        sux += w * units * raw
-        sxx += w * raw * raw
-        suy += w * units * seconds
-        sxy += w * raw * seconds
-    det = suu * sxx - sux * sux
-    overhead = (suy * sxx - sux * sxy) / det if det else -1.0
-    scale = (suu * sxy - sux * suy) / det if det else -1.0
-    if overhead < 0:
-        return 0.0, sxy / sxx
-    if scale < 0:
-        return suy / suu, 0.0
-    return overhead, scale
+        w = 1.0 / max(seconds, 1e-6)
+        values = {"fixed": 1.0, "per_unit": units, "scale": raw}
+        rows.append([w * values[c] for c in columns])
+        targets.append(w * seconds)
+    prior = SCALE_PRIOR_WEIGHT ** 0.5
+    rows.append([0.0] * (len(columns) - 1) + [prior])
+    targets.append(prior)
+    n = len(columns)
+    normal = [[sum(r[i] * r[j] for r in rows) for j in range(n)] for i in range(n)]
+    rhs = [sum(r[i] * t for r, t in zip(rows, targets)) for i in range(n)]
+    solved = _solve(normal, rhs)
+    if solved is None:
+        return None
+    result = dict(zip(columns, solved))
+    scale = min(max(result["scale"], SCALE_LIMITS[0]), SCALE_LIMITS[1])
+    return (result.get("fixed", 0.0), result.get("per_unit", 0.0), scale)
+
+
+def _relative_error(points, solution):
+    fixed, per_unit, scale = solution
+    data = sum(((fixed + per_unit * u + scale * x - y) / max(y, 1e-6)) ** 2 for u, x, y in points)
+    return data + SCALE_PRIOR_WEIGHT * (scale - 1.0) ** 2
+
+
+def _solve(matrix, rhs):
+    """Gaussian elimination with partial pivoting; None if singular."""
+    n = len(rhs)
+    a = [row[:] + [value] for row, value in zip(matrix, rhs)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
+        if abs(a[pivot][col]) < 1e-300:
+            return None
+        a[col], a[pivot] = a[pivot], a[col]
+        for r in range(col + 1, n):
+            factor = a[r][col] / a[col][col]
+            for c in range(col, n + 1):
+                a[r][c] -= factor * a[col][c]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (a[r][n] - sum(a[r][c] * x[c] for c in range(r + 1, n))) / a[r][r]
+    return x
 
 
 class TimingStats:
@@ -178,7 +220,7 @@ class TimingStats:
                 raw = ran_with.raw_seconds(phase, work)
                 if raw > 0 and entry.get("seconds") is not None:
                     points.setdefault(phase, []).append((work.get("steps", 1.0), raw, entry["seconds"]))
-        rates.fits = {phase: fit_overhead_and_scale(p[-RATE_WINDOW:]) for phase, p in points.items()}
+        rates.fits = {phase: fit_phase(p[-RATE_WINDOW:]) for phase, p in points.items()}
         return rates
 
 

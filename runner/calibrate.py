@@ -11,6 +11,7 @@ runs again when the host's CPU or core count changes.
 """
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import runner.pipeline  # noqa: F401  (imported like a runner imports it, so start-up is measured truly)
-from hunyuan_api import cost_model, model_source
+from hunyuan_api import cost_model, model_source, precision
 from hunyuan_api.host import cpu_cores, cpu_model
 from hunyuan_api.timing_stats import TimingStats
 
@@ -43,19 +44,20 @@ def _best_seconds(fn, repeats=2):
     return best
 
 
-def measure(geo, threads):
-    """Seconds per unit of each kind of work with `threads` threads, for a model of geometry `geo`."""
+def measure(geo, threads, dtype=torch.float32):
+    """Seconds per unit of each kind of work with `threads` threads, for a model of geometry `geo`,
+    computing in `dtype` (the runner's compute dtype: bf16 is ~2x fp32 with native support, ~100x slower without)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         width = max(geo.width, 64)
-        x = torch.randn(LINEAR_TOKENS, width)
-        w = torch.randn(4 * width, width)
+        x = torch.randn(LINEAR_TOKENS, width, dtype=dtype)
+        w = torch.randn(4 * width, width, dtype=dtype)
         linear = _best_seconds(lambda: F.linear(x, w)) / (2 * LINEAR_TOKENS * width * 4 * width)
 
         heads, head_dim = geo.heads, geo.head_dim
         n = int(min(max((ATTENTION_SAMPLE_FLOPS / (4 * heads * head_dim)) ** 0.5, 2048), 16384))
-        q, k, v = (torch.randn(1, heads, n, head_dim) for _ in range(3))
+        q, k, v = (torch.randn(1, heads, n, head_dim, dtype=dtype) for _ in range(3))
         # The pipeline always passes a key-padding mask; it changes which kernel runs.
         mask = torch.ones(1, 1, 1, n, dtype=torch.bool)
         mask[..., -64:] = False
@@ -64,8 +66,8 @@ def measure(geo, threads):
         )
 
         channels = geo.vae_channels[0]  # the full-size level, where decoding spends its time
-        conv = torch.nn.Conv3d(channels, channels, 3).eval()
-        volume = torch.randn(1, channels, 9 + 2, 96 + 2, 96 + 2)
+        conv = torch.nn.Conv3d(channels, channels, 3).to(dtype).eval()
+        volume = torch.randn(1, channels, 9 + 2, 96 + 2, 96 + 2, dtype=dtype)
         with torch.no_grad():
             conv_seconds = _best_seconds(lambda: conv(volume))
         conv_rate = conv_seconds / (27 * 2 * channels * channels * 9 * 96 * 96)
@@ -84,12 +86,14 @@ def measure_video_writing():
     return seconds / frames[..., 0].size
 
 
-# Small models also render two short probe jobs of different sizes, so the per-phase
-# fits (timing_stats) have samples before the first real job. Worth it only when
-# both together cost seconds: not for the 13B model, whose kind rates are measured
-# at its real shapes anyway.
-PROBES = ({"width": 256, "height": 256, "video_length": 13, "num_inference_steps": 4},
-          {"width": 384, "height": 256, "video_length": 21, "num_inference_steps": 4})
+# Small models also render short probe jobs of different sizes and step counts, so the
+# per-phase fits (timing_stats) can tell a phase's set-up from its per-step cost and its
+# scale before the first real job. Worth it only while they cost seconds: not for the 13B
+# model, whose kind rates are measured at its real shapes anyway. Cheapest first; a probe
+# is rendered only while the predicted total stays within the budget.
+PROBES = ({"width": 256, "height": 256, "video_length": 13, "num_inference_steps": 2},
+          {"width": 384, "height": 256, "video_length": 21, "num_inference_steps": 8},
+          {"width": 512, "height": 384, "video_length": 29, "num_inference_steps": 4})
 PROBE_BUDGET_SECONDS = 30
 
 
@@ -103,11 +107,14 @@ def probe_samples(model_dir, rates, threads):
 
     geo = cost_model.geometry(model_dir)
     kinds = dict(PRIOR_RATES, **rates)
-    predicted = 0.0
+    predicted, probes = 0.0, []
     for probe in PROBES:
         work = cost_model.job_work(dict(probe, prompt="a probe", guidance_scale=1.0), geo)
         predicted += sum(Rates(kinds, {}, True).raw_seconds(p, work[p]) for p in ("denoising", "decoding"))
-    if predicted > PROBE_BUDGET_SECONDS:
+        if predicted > PROBE_BUDGET_SECONDS:
+            break
+        probes.append(probe)
+    if not probes:
         return []
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -115,7 +122,7 @@ def probe_samples(model_dir, rates, threads):
     try:
         staged = StagedPipeline(model_dir, "cpu", precision.plan(model_dir, "cpu"), keep_loaded=True)
         staged.encode({"prompt": "warm-up", "guidance_scale": 1.0})  # loads the text encoders untimed
-        for number, probe in enumerate(PROBES):
+        for number, probe in enumerate(probes):
             used, _ = api_params.resolve(dict(probe, prompt="A calibration probe.", seed=number))
             phases, work = {}, cost_model.job_work(used, geo)
             started = time.perf_counter()
@@ -145,41 +152,44 @@ def host_identity():
     return {"host": platform.node(), "cpu": cpu_model(), "cores": cpu_cores()}
 
 
-def is_current(calibration):
-    """True if `calibration` was taken on a host like this one."""
+def is_current(calibration, compute="float32"):
+    """True if `calibration` was taken on a host like this one, computing in `compute`."""
     if not calibration:
         return False
     ours = host_identity()
-    return calibration.get("cpu") == ours["cpu"] and calibration.get("cores") == ours["cores"]
+    return (calibration.get("cpu") == ours["cpu"] and calibration.get("cores") == ours["cores"]
+            and calibration.get("compute_dtype", "float32") == compute)
 
 
-def calibrate(model_dir, max_workers=1, startup_seconds=None):
-    """Measure every kind of work for the model in `model_dir`; returns the calibration record."""
+def calibrate(model_dir, max_workers=1, startup_seconds=None, compute="float32"):
+    """Measure every kind of work for the model in `model_dir`, computing in `compute`; returns the record."""
     geo = cost_model.geometry(model_dir)
     cores = cpu_cores()
     counts = sorted({cores, max(1, cores // max(1, max_workers))})
     by_threads = {}
     writing = measure_video_writing()
     for threads in counts:
-        rates = measure(geo, threads)
+        rates = measure(geo, threads, runner.pipeline.DTYPES[compute])
         rates["voxels"] = writing
         if startup_seconds:
             rates["fixed"] = startup_seconds
         by_threads[str(threads)] = rates
-    return dict(host_identity(), measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                by_threads=by_threads)
+    return dict(host_identity(), compute_dtype=compute,
+                measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), by_threads=by_threads)
 
 
-def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False):
+def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False, compute=None):
     """Calibrate the model unless a current calibration is stored; returns True if it measured.
 
-    Stores the kind rates, and for small models the probe jobs' samples too.
+    `compute` is the runner's compute dtype on the CPU (default: what COMPUTE_DTYPE=auto
+    picks here). Stores the kind rates, and for small models the probe jobs' samples too.
     """
+    compute = compute or precision.choose_compute("cpu", "auto")[0]
     name = model_source.read_metadata(model_dir).get("name", str(model_dir).rstrip("/").split("/")[-1])
     stats = TimingStats(data_dir, name)
-    if not force and is_current(stats.calibration()):
+    if not force and is_current(stats.calibration(), compute):
         return False
-    calibration = calibrate(model_dir, max_workers, startup_seconds)
+    calibration = calibrate(model_dir, max_workers, startup_seconds, compute)
     stats.set_calibration(calibration)
     threads = max(int(t) for t in calibration["by_threads"])
     for sample in probe_samples(model_dir, calibration["by_threads"][str(threads)], threads):
@@ -197,7 +207,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # This process started like a runner does: its age now is what a runner's start-up costs.
     startup = time.time() - psutil.Process().create_time()
-    measured = ensure(args.model_dir, args.data_dir, args.max_workers, startup, force=args.force)
+    # The same COMPUTE_DTYPE setting the runners get (gunicorn passes its environment on).
+    compute, _ = precision.choose_compute("cpu", os.environ.get("COMPUTE_DTYPE", "auto").strip().lower())
+    measured = ensure(args.model_dir, args.data_dir, args.max_workers, startup, force=args.force, compute=compute)
     print("calibrated" if measured else "calibration is current", args.model_dir)
     return 0
 

@@ -75,7 +75,8 @@ def run(job_id, data_dir, worker_command, timeout):
     try:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     except OSError as exc:
-        store.update(job_id, lambda job: mark_failed(job, f"Could not start the work process: {exc}"))
+        reason = f"Could not start the work process: {exc}"
+        store.update(job_id, lambda job: mark_failed(job, reason))
         return 1
     worker = processes.identify(child.pid)
 

@@ -106,12 +106,12 @@ class ProgressReporter:
 
         self.store.update(self.job_id, change)
 
-    def complete(self, video):
-        """Close the last phase and mark the job completed with its video's description."""
+    def complete(self, video, poster=None):
+        """Close the last phase and mark the job completed with its video's (and poster's) description."""
         with self._mutex:
-            return self._complete(video)
+            return self._complete(video, poster)
 
-    def _complete(self, video):
+    def _complete(self, video, poster=None):
         now = time.time()
         self.timings[self.phase] = round(now - self._phase_started, 3)
         self.phase = Phase.DONE.value
@@ -122,6 +122,7 @@ class ProgressReporter:
             job["status"] = JobStatus.COMPLETED.value
             job["progress"] = 1.0
             job["video"] = video
+            job["poster"] = poster
             job["finished_at"] = utc_now()
 
         return self.store.update(self.job_id, change)

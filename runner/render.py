@@ -53,7 +53,8 @@ def render(store, job):
 
     share = ThreadShare(store, torch, fixed=runtime.get("threads"))
     threads = share.apply()
-    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1)):
+    compute, _ = precision.choose_compute("cpu", runtime.get("compute_dtype", "auto"))
+    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1), compute=compute):
         _log("calibrated this host for the model")
         reporter.calibrated = True
     reporter.rates = stats.rates(threads)
@@ -91,8 +92,9 @@ def render(store, job):
 
     reporter.enter(Phase.WRITING)
     video = _write_video(store, job["job_id"], frames, params)
+    poster = _write_poster(store, job["job_id"], frames[0])
     heartbeat.set()
-    done = reporter.complete(video)
+    done = reporter.complete(video, poster)
     _record_sample(stats, done, geo, threads, skip=("starting",) if reporter.calibrated else ())
     return done
 
@@ -102,8 +104,16 @@ def _write_video(store, job_id, frames, params):
     from runner import video_file
 
     partial = store.partial_video_path(job_id)
-    video_file.write_mp4(frames, partial, params["fps"])
-    written = video_file.probe(partial)
+    try:
+        video_file.write_mp4(frames, partial, params["fps"])
+        written = video_file.probe(partial)
+    except Exception as exc:
+        # ffmpeg reports a failed write only on its stderr (the job log) and the probe then
+        # finds a truncated file; name the real cause when it is the disk or a file size limit.
+        reason = video_file.write_failure_reason(partial)
+        if reason:
+            raise OSError(f"The video could not be written: {reason}") from exc
+        raise
     expected = (params["video_length"], params["width"], params["height"])
     if (written["frames"], written["width"], written["height"]) != expected:
         raise RuntimeError(
@@ -123,6 +133,26 @@ def _write_video(store, job_id, frames, params):
         "pix_fmt": written["pix_fmt"],
         "duration_seconds": round(written["frames"] / params["fps"], 3),
     }
+
+
+def _write_poster(store, job_id, frame):
+    """Save the first frame as the video's poster JPEG; returns its description, or None.
+
+    A poster is a convenience: if it cannot be written the video is still good, so
+    the job completes without one and the log says why.
+    """
+    from runner import video_file
+
+    partial = store.partial_poster_path(job_id)
+    try:
+        size = video_file.write_jpeg(frame, partial)
+        final = store.poster_path(job_id)
+        os.replace(partial, final)
+    except (OSError, RuntimeError) as exc:
+        partial.unlink(missing_ok=True)
+        _log(f"no poster image: {exc}")
+        return None
+    return {"file": final.name, "bytes": final.stat().st_size, **size}
 
 
 def _record_runtime(store, job_id, device, plan, threads, step_cache):

@@ -1,5 +1,6 @@
 """Decoding a finished MP4 with PyAV (a different FFmpeg build from the writer's) to check it."""
 
+import io
 import struct
 
 import av
@@ -50,3 +51,17 @@ def assert_playable_mp4(path, frames, width, height, fps):
     assert abs(info["fps"] - fps) < 1e-6, info
     assert info["boxes"].index("moov") < info["boxes"].index("mdat"), info["boxes"]
     return info
+
+
+def decode_image(data):
+    """Decode a still image (e.g. a poster JPEG) from bytes to an RGB array (height, width, 3)."""
+    with av.open(io.BytesIO(data)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def inspect_image(data):
+    """Decode a still image from bytes: its codec, size and top-left pixel."""
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+        return {"codec": container.streams.video[0].codec_context.name, "width": frame.width,
+                "height": frame.height, "pixel": frame.to_ndarray(format="rgb24")[0, 0]}

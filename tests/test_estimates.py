@@ -97,25 +97,43 @@ def test_rates_come_from_calibration_then_samples(tmp_path):
     assert rates.kinds["attention"] == 1e-11 and rates.calibrated and rates.fits == {}
     # One thread where only two were measured: a proportional stretch.
     assert stats.rates(1).kinds["attention"] == pytest.approx(2e-11)
-    # A job whose denoising took 5 s more than calibrated: the difference is a per-step overhead.
+    # A job whose denoising took 5 s more than calibrated: with one job, fixed and per-step costs
+    # cannot be told apart, and the difference is counted per step.
     work = {"attention": 1e12, "steps": 10.0}
     stats.record({"job_id": "a", "threads": 2, "phases": {"denoising": {"seconds": 15.0, "work": work}}})
     rates = stats.rates(2)
-    assert rates.fits["denoising"] == pytest.approx((0.5, 1.0))
+    assert rates.fits["denoising"] == pytest.approx((0.0, 0.5, 1.0))
     assert rates.phase_seconds("denoising", work) == pytest.approx(15.0)
     # Twice the steps: the overhead doubles too.
     assert rates.phase_seconds("denoising", {"attention": 2e12, "steps": 20.0}) == pytest.approx(30.0)
 
 
-def test_overhead_and_scale_are_told_apart_by_jobs_of_different_sizes():
-    from hunyuan_api.timing_stats import fit_overhead_and_scale
+def test_fixed_and_per_step_costs_and_scale_are_told_apart_by_jobs_of_different_sizes():
+    from hunyuan_api.timing_stats import fit_phase
 
-    # Truth: 0.1 s per step of overhead, and the work really runs 1.5x slower than calibrated.
-    points = [(steps, raw, 0.1 * steps + 1.5 * raw) for steps, raw in ((20, 2.0), (30, 60.0), (40, 8.0))]
-    overhead, scale = fit_overhead_and_scale(points)
-    assert overhead == pytest.approx(0.1) and scale == pytest.approx(1.5)
+    # Truth: 0.5 s of set-up, 0.1 s per step, and the work really runs 1.5x slower than calibrated.
+    def truth(steps, raw):
+        return 0.5 + 0.1 * steps + 1.5 * raw
+
+    points = [(steps, raw, truth(steps, raw)) for steps, raw in ((20, 2.0), (30, 60.0), (40, 8.0), (4, 0.1))]
+    fixed, per_step, scale = fit_phase(points)
+    assert fixed == pytest.approx(0.5, rel=0.05) and per_step == pytest.approx(0.1, rel=0.05)
+    assert scale == pytest.approx(1.5, rel=0.02)
     # A job faster than calibrated shrinks the scale instead of going negative.
-    assert fit_overhead_and_scale([(10, 20.0, 10.0)]) == (0.0, 0.5)
+    assert fit_phase([(10, 20.0, 10.0)]) == pytest.approx((0.0, 0.0, 0.5), abs=0.01)
+
+
+def test_small_probe_jobs_do_not_set_the_scale_of_work_they_barely_contain():
+    from hunyuan_api.timing_stats import fit_phase
+
+    # Two small jobs whose time is nearly all set-up and per-step cost, with a little jitter:
+    # their tiny calibrated work must not be read as "the work runs 3x slower than calibrated".
+    points = [(2, 0.003, 0.560), (8, 0.015, 0.730)]
+    fixed, per_step, scale = fit_phase(points)
+    assert scale == pytest.approx(1.0, abs=0.1)
+    # So a big job is predicted from its calibrated work, not from an extrapolated slope.
+    big = fixed + per_step * 30 + scale * 7.0
+    assert 7.0 < big < 10.0
 
 
 def make_job(status, params, created, started=None, **fields):

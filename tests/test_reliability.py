@@ -181,7 +181,8 @@ def test_200_concurrent_submissions_across_4_workers(data_dir):
             codes.append(code)
             ids_by_prompt[prompt] = job_id
 
-    server = GunicornServer(data_dir, workers=4, **SERVER_ENV)
+    # No queue cap (MAX_QUEUE would answer 429 past 100 queued jobs): every submission must become a job.
+    server = GunicornServer(data_dir, workers=4, MAX_QUEUE=0, **SERVER_ENV)
     try:
         with RunnerSampler(data_dir) as sampler:
             server.start()

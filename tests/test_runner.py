@@ -14,7 +14,7 @@ from hunyuan_api.job_record import new_job, new_job_id
 from hunyuan_api.supervisor import Supervisor
 from hunyuan_api.timing_stats import TimingStats
 
-from .conftest import ROOT, SMALL_REQUEST, copy_artifact, wait_for
+from .conftest import COMPUTE_HERE, ROOT, SMALL_REQUEST, copy_artifact, wait_for
 from .mp4_check import assert_playable_mp4
 
 
@@ -72,7 +72,7 @@ def test_a_job_renders_a_real_mp4_with_progress_through_every_phase(store, tiny_
 
     assert set(job["timings"]) == set(order[1:-1])
     assert job["step"] == 10 and job["step_seconds"] > 0
-    assert job["runner"]["device"] == "cpu" and job["runner"]["dtype"] == "float32"
+    assert job["runner"]["device"] == "cpu" and job["runner"]["dtype"] == COMPUTE_HERE
     sample = TimingStats(store.root, model_source.EMBEDDED_MODEL_NAME).samples()[-1]
     assert sample["job_id"] == job_id and sample["phases"]["denoising"]["work"]["attention"] > 0
     assert sample["threads"] == job["runner"]["threads"] >= 1
@@ -92,11 +92,12 @@ def test_the_first_job_on_an_unmeasured_host_calibrates_it(store, tiny_model):
     assert calibration["cores"] >= 1 and str(job["runner"]["threads"]) in calibration["by_threads"]
     assert set(calibration["by_threads"][str(job["runner"]["threads"])]) >= {"linear", "attention", "conv"}
     samples = stats.samples()
-    # The demo model is cheap enough for two probe renders of different sizes, then the job itself,
-    # whose start-up ran long for the calibration and is left out.
-    assert [s["job_id"] for s in samples] == ["calibration-probe-1", "calibration-probe-2", job_id]
+    # The demo model is cheap enough for every probe render (different sizes and step counts),
+    # then the job itself, whose start-up ran long for the calibration and is left out.
+    assert [s["job_id"] for s in samples] == [f"calibration-probe-{n}" for n in (1, 2, 3)] + [job_id]
+    assert len({s["phases"]["denoising"]["work"]["steps"] for s in samples[:3]}) == 3
     assert "starting" not in samples[-1]["phases"] and "denoising" in samples[-1]["phases"]
-    assert stats.rates(job["runner"]["threads"]).fits["denoising"][1] >= 0
+    assert min(stats.rates(job["runner"]["threads"]).fits["denoising"]) >= 0
 
 
 def test_the_documents_recommended_settings_all_produce_videos(store, tiny_model):
@@ -192,7 +193,9 @@ def test_trimming_the_prompt_padding_leaves_the_video_unchanged(staged):
     assert padded["prompt_embeds"].shape[1] == 256 > trimmed["prompt_embeds"].shape[1]
     a = staged.denoise(used, trimmed, lambda index: None)
     b = staged.denoise(used, padded, lambda index: None)
-    assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
+    # Equal up to rounding: fp32 agrees to 1e-4; bf16 (where the CPU computes in it) keeps 8 bits of mantissa.
+    tolerance = {"rtol": 1e-5, "atol": 1e-4} if a.dtype == torch.float32 else {"rtol": 2**-6, "atol": 2**-6}
+    assert torch.allclose(a, b, **tolerance), float((a - b).abs().max())
 
 
 def test_the_tiny_model_builds_identically_every_time(tiny_model, tmp_path):

@@ -23,6 +23,9 @@ ENDPOINTS = {
     "delete": "DELETE /api/jobs/{job_id}",
     "events": "GET /api/jobs/{job_id}/events (Server-Sent Events)",
     "log": "GET /api/jobs/{job_id}/log?tail=",
+    "cancel": "POST /api/jobs/{job_id}/cancel",
+    "poster": "GET /api/posters/{job_id}.jpg",
+    "ui": "GET /ui (web playground)",
     "health": "GET /health",
     "metrics": "GET /metrics (Prometheus)",
     "info": "GET /api/info",
@@ -124,8 +127,11 @@ class Info(MethodView):
             },
             "limits": {
                 "max_workers": config["MAX_WORKERS"],
-                "queue_size": "unlimited",
+                "queue_size": config["MAX_QUEUE"] or "unlimited",
                 "job_timeout_seconds": config["JOB_TIMEOUT"] or None,
+                "min_free_disk_mb": config["MIN_FREE_DISK_MB"] or None,
+                "video_ttl_seconds": config["VIDEO_TTL"] or None,
+                "api_key_required": bool(config["API_KEY"]),
             },
             "runtime": {
                 "device": config["DEVICE"],

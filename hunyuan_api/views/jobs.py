@@ -2,10 +2,11 @@
 
 from filelock import FileLock
 from flask import current_app
+from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from .. import model_source, params
+from .. import admission, idempotency, model_source, params, webhooks
 from ..job_record import JobStatus, new_job, new_job_id
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..job_views import JobViewer
@@ -20,6 +21,15 @@ from ..schemas import (
 from ..services import services
 
 blp = Blueprint("jobs", __name__, url_prefix="/api", description="Video generation jobs")
+
+IDEMPOTENCY_HEADER = {
+    "in": "header",
+    "name": idempotency.HEADER,
+    "required": False,
+    "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
+    "description": "Any unique string (a UUID, say). Repeating a request with the same key and body returns "
+    "the job it created instead of a new one; the same key with another body is a 409.",
+}
 
 # How long a client should wait before retrying while the model is being prepared.
 MODEL_RETRY_AFTER_SECONDS = 10
@@ -55,14 +65,19 @@ class Generate(MethodView):
     @blp.arguments(GenerateRequestSchema)
     @blp.response(200, GenerateResponseSchema)
     @blp.alt_response(400, description="The body is not valid JSON")
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @blp.alt_response(409, description="The Idempotency-Key was used before with a different request body")
     @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range")
+    @blp.alt_response(429, description="The queue is full (MAX_QUEUE); Retry-After says when to try again")
     @blp.alt_response(503, description="Model not ready yet (Retry-After says when to try again)")
+    @blp.alt_response(507, description="Free disk space in the data folder is below MIN_FREE_DISK_MB")
     def post(self, request):
         """Submit a video generation job
 
         Sizes the model cannot take are rounded to the nearest valid value (width and
         height to multiples of 16, video_length to 4k+1); `params` in the answer shows
         the values that will be used and `adjustments` says what changed and why.
+        A repeated request with the same `Idempotency-Key` header gets the same job.
         """
         svc = services()
         model = model_source.describe(svc.model)
@@ -72,29 +87,58 @@ class Generate(MethodView):
                 message=model_source.unavailable_detail(model),
                 headers={"Retry-After": str(MODEL_RETRY_AFTER_SECONDS)},
             )
-        used, adjustments = params.resolve(request, current_app.config["PARAMETERS"])
-        job_id = new_job_id()
-        job = new_job(
-            job_id,
-            request=request,
-            params=used,
-            adjustments=adjustments,
-            model={"name": model["name"], "path": model["path"], "demo": model["demo"]},
-        )
-        svc.store.create(job)
+        key = flask_request.headers.get(idempotency.HEADER)
+        key_problem = None if key is None else idempotency.validate_key(key)
+        if key_problem:
+            abort(400, message=key_problem)
+        config = current_app.config
+        used, adjustments = params.resolve(request, config["PARAMETERS"])
+        # One lock around look-up, admission and creation: two workers given the same
+        # key at once make one job, and the queue cap is not overshot by a race.
+        with svc.store.locked():
+            if key is not None:
+                digest = idempotency.request_digest(request)
+                try:
+                    earlier = idempotency.find(svc.store, key, digest)
+                except idempotency.KeyConflict as exc:
+                    abort(409, message=str(exc))
+                if earlier is not None:
+                    return _submission_answer(earlier, "Job already submitted with this Idempotency-Key")
+            try:
+                admission.check(svc.store, config["MAX_QUEUE"], config["MIN_FREE_DISK_MB"])
+            except admission.Refused as exc:
+                admission.refuse(exc)
+            job_id = new_job_id()
+            job = new_job(
+                job_id,
+                request=request,
+                params=used,
+                adjustments=adjustments,
+                model={"name": model["name"], "path": model["path"], "demo": model["demo"]},
+            )
+            if request.get("webhook_url"):
+                job["webhook"] = webhooks.new_delivery(request["webhook_url"])
+            if key is not None:
+                job["idempotency_key_sha256"] = idempotency.remember(svc.store, key, digest, job_id)
+            svc.store.create(job)
         svc.supervisor.wake()
-        view = _viewer().describe(job)
-        return {
-            "job_id": job_id,
-            "status": JobStatus.QUEUED.value,
-            "message": "Video generation job submitted successfully",
-            "check_status_url": f"/api/status/{job_id}",
-            "estimated_time": view["estimated_time"],
-            "eta_seconds": view["eta_seconds"],
-            "queue_position": view["queue_position"],
-            "params": used,
-            "adjustments": adjustments,
-        }
+        return _submission_answer(job, "Video generation job submitted successfully")
+
+
+def _submission_answer(job, message):
+    """The answer to POST /api/generate for `job`."""
+    view = _viewer().describe(job)
+    return {
+        "job_id": job["job_id"],
+        "status": job["status"],
+        "message": message,
+        "check_status_url": f"/api/status/{job['job_id']}",
+        "estimated_time": view["estimated_time"],
+        "eta_seconds": view["eta_seconds"],
+        "queue_position": view["queue_position"],
+        "params": job["params"],
+        "adjustments": job["adjustments"],
+    }
 
 
 @blp.route("/status/<job_id>")

@@ -1,0 +1,73 @@
+"""Whether a new job may be accepted: a cap on the queue and a floor of free disk space.
+
+Without them a burst of submissions grows the queue without bound (each job file
+is small, but each video is not), and a full disk fails jobs halfway through
+instead of refusing them up front.
+"""
+
+import shutil
+
+from werkzeug.exceptions import HTTPException
+
+from .job_record import JobStatus
+
+# What a refused client is told to wait before trying again: about one short job.
+QUEUE_RETRY_AFTER_SECONDS = 30
+_MB = 1024 * 1024
+
+
+class InsufficientStorage(HTTPException):
+    """HTTP 507, which Werkzeug has no exception for; raise it through `refuse`."""
+
+    code = 507
+    description = "Insufficient Storage"
+
+
+def refuse(refused):
+    """Raise the HTTP error for a Refused submission, with `detail` and headers (flask-smorest's way)."""
+    from flask_smorest import abort
+
+    if refused.code == 507:
+        error = InsufficientStorage()
+        error.data = {"message": refused.detail, "headers": refused.headers}
+        raise error
+    abort(refused.code, message=refused.detail, headers=refused.headers)
+
+
+class Refused(Exception):
+    """A submission refused for lack of room: `code` is the HTTP status, `headers` its extra headers."""
+
+    def __init__(self, code, detail, headers=None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def queued_count(store):
+    """How many jobs are waiting to start."""
+    return sum(1 for job in store.active_jobs() if job["status"] == JobStatus.QUEUED.value)
+
+
+def check(store, max_queue, min_free_disk_mb):
+    """Raise Refused if a new job may not be queued now (429 queue full, 507 disk low).
+
+    `max_queue` 0 means no cap; `min_free_disk_mb` 0 means no floor.
+    """
+    if min_free_disk_mb:
+        free_mb = shutil.disk_usage(store.root).free // _MB
+        if free_mb < min_free_disk_mb:
+            raise Refused(
+                507,
+                f"Not enough free disk space for new jobs: {free_mb} MB free in the data folder, "
+                f"MIN_FREE_DISK_MB is {min_free_disk_mb}. Delete finished jobs or free some space.",
+            )
+    if max_queue:
+        waiting = queued_count(store)
+        if waiting >= max_queue:
+            raise Refused(
+                429,
+                f"The queue is full: {waiting} jobs are waiting (MAX_QUEUE is {max_queue}). "
+                f"Try again in {QUEUE_RETRY_AFTER_SECONDS} s.",
+                {"Retry-After": str(QUEUE_RETRY_AFTER_SECONDS)},
+            )

@@ -1,0 +1,76 @@
+"""Idempotency-Key on POST /api/generate: a retried submission gets the same job.
+
+The mapping lives on disk, `DATA_DIR/idempotency/<sha256 of the key>.json`
+(`{key_sha256, request_sha256, job_id, created_at}`), read and written under the
+store lock, so it holds across gunicorn workers and restarts. A key whose job no
+longer exists (deleted, or removed by VIDEO_TTL) is free again: keys expire with
+their job.
+"""
+
+import hashlib
+import json
+
+from .atomic_file import write_json_atomic
+from .job_store import JobFileUnreadable, JobNotFound
+from .job_record import utc_now
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+class KeyConflict(Exception):
+    """The key was used before with a different request body."""
+
+
+def validate_key(key):
+    """Return an error sentence for a malformed key, or None when it is acceptable."""
+    if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        return f"{HEADER} header: must be 1 to {MAX_KEY_LENGTH} printable characters"
+    return None
+
+
+def request_digest(request):
+    """A digest of the validated request (defaults filled in), so equal bodies match however they are spelled."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _key_path(store, key):
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return store.root / "idempotency" / f"{digest}.json", digest
+
+
+def find(store, key, digest):
+    """The job earlier submitted with `key`, or None. Call with the store lock held.
+
+    Raises KeyConflict when the key was used with a different request.
+    """
+    path, _ = _key_path(store, key)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        job = store.get(entry["job_id"])
+    except (JobNotFound, JobFileUnreadable, KeyError):
+        path.unlink(missing_ok=True)  # its job is gone: the key expired with it
+        return None
+    if entry.get("request_sha256") != digest:
+        raise KeyConflict(
+            f"{HEADER} header: this key was already used for job {job['job_id']} with a different request body"
+        )
+    return job
+
+
+def remember(store, key, digest, job_id):
+    """Record that `key` created `job_id`; returns the key's sha256. Call with the store lock held."""
+    path, key_digest = _key_path(store, key)
+    path.parent.mkdir(exist_ok=True)
+    write_json_atomic(path, {"key_sha256": key_digest, "request_sha256": digest, "job_id": job_id,
+                             "created_at": utc_now()})
+    return key_digest
+
+
+def forget(store, key_digest):
+    """Remove a key's mapping by its sha256 (when its job is removed)."""
+    if key_digest:
+        (store.root / "idempotency" / f"{key_digest}.json").unlink(missing_ok=True)

@@ -1,0 +1,151 @@
+"""What is in a data folder: jobs with their ages and files, stuck jobs, prunable jobs, disk use."""
+
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+
+from ..job_record import JobStatus, parse_time
+from ..job_store import JobFileUnreadable, JobNotFound
+from ..supervisor import runner_alive
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text):
+    """Seconds in `90`, `90s`, `30m`, `12h`, `7d` or `2w`; ValueError for anything else."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 12h, 7d, 2w)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def is_finished(status):
+    """True for a status that can no longer change (including statuses newer than this code)."""
+    try:
+        return JobStatus(status).is_terminal
+    except ValueError:
+        return status == "canceled"
+
+
+def age_seconds(job, now=None):
+    """Seconds since the job was created."""
+    now = now or datetime.now(timezone.utc)
+    return (now - parse_time(job["created_at"])).total_seconds()
+
+
+def file_size(path):
+    """Size of `path` in bytes, or None if there is no such file."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def job_rows(store, now=None):
+    """`(rows, unreadable)`: one summary dict per job, oldest first, and the files that cannot be read."""
+    jobs, unreadable = store.list()
+    rows = []
+    for job in jobs:
+        rows.append({
+            "job_id": job["job_id"],
+            "status": job["status"],
+            "phase": job.get("phase"),
+            "progress": job.get("progress", 0.0),
+            "created_at": job["created_at"],
+            "finished_at": job.get("finished_at"),
+            "age_seconds": round(age_seconds(job, now), 1),
+            "video_bytes": file_size(store.video_path(job["job_id"])),
+            "poster_bytes": file_size(store.poster_path(job["job_id"])),
+            "prompt": (job.get("params") or {}).get("prompt") or (job.get("request") or {}).get("prompt"),
+        })
+    return rows, [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable]
+
+
+def stuck_jobs(store, queued_older_than, now=None):
+    """Jobs that will not move on by themselves, each as `{job_id, status, reason}`.
+
+    Processing jobs none of whose runner processes is alive (checked by pid and
+    start time, as the supervisor does; a running server fails these within a
+    second), and queued jobs waiting longer than `queued_older_than` seconds.
+    """
+    now = now or datetime.now(timezone.utc)
+    jobs, _ = store.list()
+    found = []
+    for job in jobs:
+        runner = job.get("runner") or {}
+        if job["status"] == JobStatus.PROCESSING.value and not runner_alive(job):
+            pids = ", ".join(f"{name} pid {runner[name]['pid']}" for name in ("guard", "worker") if runner.get(name))
+            found.append({"job_id": job["job_id"], "status": job["status"],
+                          "reason": f"processing, but its runner ({pids or 'never recorded'}) is gone"})
+        elif job["status"] == JobStatus.QUEUED.value and age_seconds(job, now) > queued_older_than:
+            found.append({"job_id": job["job_id"], "status": job["status"],
+                          "reason": f"queued for {round(age_seconds(job, now))} s"})
+    return found
+
+
+def prune_candidates(store, older_than, statuses, now=None):
+    """Finished jobs with a status in `statuses` that finished more than `older_than` seconds ago."""
+    now = now or datetime.now(timezone.utc)
+    jobs, _ = store.list()
+    chosen = []
+    for job in jobs:
+        if not is_finished(job["status"]) or job["status"] not in statuses:
+            continue
+        finished = parse_time(job.get("finished_at") or job.get("updated_at") or job["created_at"])
+        if (now - finished).total_seconds() > older_than:
+            chosen.append(job)
+    return chosen
+
+
+def job_bytes(store, job_id):
+    """Bytes held by a job's files (record, video, poster, log)."""
+    paths = (store.job_path(job_id), store.video_path(job_id), store.poster_path(job_id), store.log_path(job_id))
+    return sum(file_size(path) or 0 for path in paths)
+
+
+def prune(store, jobs):
+    """Delete `jobs` through JobStore, re-checking each under the store's lock; returns the ids removed.
+
+    A job is removed only if it is still finished when the lock is held, so a
+    file the service rewrote meanwhile is never lost by mistake.
+    """
+    removed = []
+    for job in jobs:
+        with store.locked():
+            try:
+                current = store.get(job["job_id"])
+            except (JobNotFound, JobFileUnreadable):
+                continue  # gone already, or broken: `jobs` reports it, an operator decides
+            if current["status"] != job["status"] or not is_finished(current["status"]):
+                continue
+            store.delete(job["job_id"])  # the lock is re-entrant: same lock, same process
+        removed.append(job["job_id"])
+    return removed
+
+
+def folder_bytes(path):
+    """Bytes in the files under `path`, not following symbolic links (a linked model is not ours)."""
+    total = 0
+    for folder, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                pass  # removed while we walked
+    return total
+
+
+def disk_usage(root):
+    """Bytes per top-level folder of the data folder, and the file system's total and free space."""
+    folders = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False):
+            folders[entry.name] = folder_bytes(entry.path)
+        elif entry.is_file(follow_symlinks=False):
+            folders.setdefault("(files)", 0)
+            folders["(files)"] += entry.stat(follow_symlinks=False).st_size
+    space = shutil.disk_usage(root)
+    return {"root": str(root), "folders": folders, "total_bytes": sum(folders.values()),
+            "disk_total_bytes": space.total, "disk_free_bytes": space.free}
