@@ -32,11 +32,12 @@ CONFORMANCE = [status_code_conformance, content_type_conformance, response_schem
 MODEL_NOT_READY = "Model not initialized yet. Please try again in a few moments."
 
 
-def _app(data_dir, tiny_model=None):
+def _app(data_dir, tiny_model=None, **environ):
     if tiny_model is not None:
         (data_dir / "models").mkdir(parents=True)
         (data_dir / "models" / EMBEDDED_MODEL_NAME).symlink_to(tiny_model, target_is_directory=True)
-    return create_app({"DATA_DIR": str(data_dir), "SUPERVISOR_AUTOSTART": False, "TESTING": True})
+    return create_app({"DATA_DIR": str(data_dir), "SUPERVISOR_AUTOSTART": False, "TESTING": True,
+                       "ENVIRON": environ})
 
 
 def _existing_jobs(app):
@@ -81,10 +82,12 @@ def _fuzz(operation, mode, model_ready, seen, **fixed):
     run()
 
 
-@pytest.mark.parametrize("model_ready", [True, False], ids=["model-ready", "no-model"])
-def test_no_server_errors_and_every_response_matches_the_document(tmp_path, tiny_model, model_ready):
+@pytest.mark.parametrize("model_ready, environ", [(True, {}), (False, {}), (True, {"API_KEY": "fuzz-key"})],
+                         ids=["model-ready", "no-model", "api-key-not-sent"])
+def test_no_server_errors_and_every_response_matches_the_document(tmp_path, tiny_model, model_ready, environ):
     # With the model ready, valid submissions become (queued, never started) jobs; without, they answer 503.
-    app = _app(tmp_path / "data", tiny_model if model_ready else None)
+    # With API_KEY set and no key sent, protected operations must answer the 401 the document declares.
+    app = _app(tmp_path / "data", tiny_model if model_ready else None, **environ)
     operations = _operations(app)
     labels = sorted(op.label for op in operations)
     assert "GET /metrics" in labels and "GET /api/jobs/{job_id}/events" in labels, labels
@@ -108,7 +111,7 @@ def test_no_server_errors_and_every_response_matches_the_document(tmp_path, tiny
     for (_label, code), count in seen.items():
         by_status[code] = by_status.get(code, 0) + count
     server_errors = sum(count for code, count in by_status.items() if code >= 500)
-    print(f"\nfuzz ({'model ready' if model_ready else 'no model'}): {sum(seen.values())} requests over "
+    print(f"\nfuzz ({'model ready' if model_ready else 'no model'}{', API_KEY set' if environ else ''}): {sum(seen.values())} requests over "
           f"{len(operations)} operations, responses by status {dict(sorted(by_status.items()))}, "
           f"5xx: {server_errors} (only the documented 503 'model not ready' is allowed, and only without a model)")
     if model_ready:
