@@ -107,7 +107,7 @@ def test_openapi_declares_both_schemes_on_protected_operations_only(keyed):
         for method, operation in operations.items():
             if method == "parameters":
                 continue
-            if path.startswith("/api/"):
+            if auth.is_protected(path):  # /api/... and /metrics
                 assert operation["security"] == [{"bearerAuth": []}, {"apiKeyHeader": []}], (path, method)
                 assert "401" in operation["responses"]
             else:
