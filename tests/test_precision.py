@@ -7,6 +7,8 @@ import pytest
 
 from hunyuan_api import precision
 
+from .conftest import COMPUTE_HERE
+
 GB = 2**30
 
 
@@ -107,5 +109,6 @@ def test_forced_storage_is_respected(big_model):
 
 def test_api_info_reports_the_plan(client):
     info = client.get("/api/info").get_json()
-    assert info["precision"]["compute_dtype"] in ("float32", "bfloat16")
-    assert info["precision"]["storage"]["transformer"]["dtype"] == "float32"
+    # The tiny model's fp32 file fits as it is, or is stored in the compute dtype where that is smaller.
+    assert info["precision"]["compute_dtype"] == COMPUTE_HERE
+    assert info["precision"]["storage"]["transformer"]["dtype"] == COMPUTE_HERE
