@@ -21,6 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from . import processes
 from .atomic_file import write_json_atomic
 from .job_record import JobStatus, is_job_id, poster_filename, utc_now, video_filename
 
@@ -146,7 +147,10 @@ class JobStore:
             except (JobNotFound, JobFileUnreadable):
                 continue
             runner = job.get("runner") or {}
-            if JobStatus(job["status"]).is_terminal and (not runner or runner.get("ended_at")):
+            # A guard that has recorded its end may take a moment more to exit: until it has,
+            # the job still matters to dispatch (its slot is not free yet).
+            ended = not runner or (runner.get("ended_at") and not processes.is_alive(runner.get("guard")))
+            if JobStatus(job["status"]).is_terminal and ended:
                 self._settled[path.name] = signature
             else:
                 jobs.append(job)

@@ -129,8 +129,12 @@ class Supervisor:
     def _holds_slot(self, job):
         """True while any runner process of `job` is alive; settles jobs whose runners are gone."""
         runner = job.get("runner")
-        if not runner or runner.get("ended_at"):
+        if not runner:
             return False
+        if runner.get("ended_at"):
+            # The end is recorded, but the guard process may still be exiting: it counts until gone,
+            # so there are never more runner processes alive than MAX_WORKERS.
+            return processes.is_alive(runner.get("guard"))
         if runner_alive(job):
             return True
         self._settle_vanished(job["job_id"])

@@ -82,17 +82,29 @@ class GunicornServer:
         self.stop()
 
 
+def _is_work_process(proc, data_dir):
+    cmd = proc.info["cmdline"] or []
+    return cmd[1:3] == ["-m", "runner.render"] and str(data_dir) in cmd
+
+
 def runner_processes(data_dir):
-    """The live work processes (`python -m runner.render ...`) of a data folder."""
+    """The live work processes (`python -m runner.render ...`) of a data folder.
+
+    A work process starting ffmpeg forks first: until the child execs, it shows the
+    parent's command line. Such a child is not another runner and is not counted.
+    """
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if cmd[1:3] == ["-m", "runner.render"] and str(data_dir) in cmd:
-            try:
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except psutil.NoSuchProcess:
-                pass
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        if not _is_work_process(proc, data_dir):
+            continue
+        try:
+            parent = psutil.Process(proc.info["ppid"])
+            if parent.cmdline()[1:3] == ["-m", "runner.render"]:
+                continue
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            pass
     return found
 
 
