@@ -7,7 +7,7 @@ from ..cancel import CannotCancel, cancel_job
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..schemas import JobStatusSchema
 from ..services import services
-from .jobs import _unreadable, _viewer
+from .job_lookup import abort_unreadable, viewer
 
 blp = Blueprint("control", __name__, url_prefix="/api", description="Job control")
 
@@ -32,8 +32,8 @@ class Cancel(MethodView):
         except JobNotFound:
             abort(404, message="Job not found")
         except JobFileUnreadable as exc:
-            _unreadable(exc)
+            abort_unreadable(exc)
         except CannotCancel as exc:
             abort(409, message=str(exc))
         svc.supervisor.wake()  # its slot is free: the next queued job can start now
-        return _viewer().describe(job)
+        return viewer().describe(job)

@@ -8,9 +8,9 @@ from flask_smorest import Blueprint, abort
 
 from ..job_events import JobEventStream
 from ..job_record import JobStatus
-from ..job_store import JobFileUnreadable, JobNotFound
 from ..job_views import JobViewer
 from ..services import services
+from .job_lookup import get_job
 
 blp = Blueprint("events", __name__, url_prefix="/api", description="Live job progress (Server-Sent Events)")
 
@@ -58,12 +58,7 @@ class JobEvents(MethodView):
         EVENTS_MAX_SECONDS; EventSource then reconnects by itself with Last-Event-ID).
         """
         svc, config = services(), current_app.config
-        try:
-            job = svc.store.get(job_id)
-        except JobNotFound:
-            abort(404, message="Job not found")
-        except JobFileUnreadable as exc:
-            abort(500, message=f"Job {exc.job_id} exists but its file cannot be read ({exc.reason}).")
+        job = get_job(job_id)
         last_event_id = request.headers.get("Last-Event-ID")
         if JobStatus(job["status"]).is_terminal and last_event_id == job.get("updated_at"):
             # Tells EventSource to stop reconnecting: there is nothing more to say.

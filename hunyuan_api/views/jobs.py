@@ -9,7 +9,6 @@ from flask_smorest import Blueprint, abort
 from .. import admission, idempotency, model_source, params, webhooks
 from ..job_record import JobStatus, new_job, new_job_id
 from ..job_store import JobFileUnreadable, JobNotFound
-from ..job_views import JobViewer
 from ..schemas import (
     DeleteResponseSchema,
     GenerateRequestSchema,
@@ -19,6 +18,7 @@ from ..schemas import (
     JobStatusSchema,
 )
 from ..services import services
+from .job_lookup import get_job, viewer
 
 blp = Blueprint("jobs", __name__, url_prefix="/api", description="Video generation jobs")
 
@@ -33,29 +33,6 @@ IDEMPOTENCY_HEADER = {
 
 # How long a client should wait before retrying while the model is being prepared.
 MODEL_RETRY_AFTER_SECONDS = 10
-
-
-def _viewer():
-    return JobViewer(services().store, current_app.config["MAX_WORKERS"], current_app.config["RUNNER_THREADS"])
-
-
-def _unreadable(exc):
-    abort(
-        500,
-        message=(
-            f"Job {exc.job_id} exists but its file cannot be read ({exc.reason}). "
-            f"An operator must repair or delete {exc.path}; DELETE /api/jobs/{exc.job_id} removes it."
-        ),
-    )
-
-
-def _get_job(job_id):
-    try:
-        return services().store.get(job_id)
-    except JobNotFound:
-        abort(404, message="Job not found")
-    except JobFileUnreadable as exc:
-        _unreadable(exc)
 
 
 @blp.route("/generate")
@@ -127,7 +104,7 @@ class Generate(MethodView):
 
 def _submission_answer(job, message):
     """The answer to POST /api/generate for `job`."""
-    view = _viewer().describe(job)
+    view = viewer().describe(job)
     return {
         "job_id": job["job_id"],
         "status": job["status"],
@@ -149,7 +126,7 @@ class Status(MethodView):
     @blp.alt_response(404, description="Job not found")
     def get(self, job_id):
         """Check the status of a video generation job"""
-        return _viewer().describe(_get_job(job_id))
+        return viewer().describe(get_job(job_id))
 
 
 @blp.route("/jobs")
@@ -169,7 +146,7 @@ class JobList(MethodView):
         selected.reverse()
         page = selected[: query["limit"]]
         return {
-            "jobs": _viewer().describe_many(page, jobs),
+            "jobs": viewer().describe_many(page, jobs),
             "count": len(page),
             "total": len(selected),
             "unreadable": [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable],
