@@ -3,6 +3,7 @@
 import os
 import signal
 import threading
+import time
 
 import psutil
 import pytest
@@ -130,7 +131,11 @@ def test_a_killed_guard_does_not_lose_the_job_or_break_the_cap(store):
 
 def test_never_more_runners_than_max_workers_and_oldest_first(store):
     supervisor = supervisor_for(store, "sleeps_then_completes", max_workers=2, poll_interval=0.1)
-    ids = [queue_job(store, prompt="sleep 1") for _ in range(5)]
+    ids = []
+    for _ in range(5):
+        ids.append(queue_job(store, prompt="sleep 1"))
+        # created_at has millisecond resolution: jobs made in the same millisecond are equally old.
+        time.sleep(0.002)
     seen, stop = [], threading.Event()
 
     def watch():
