@@ -7,9 +7,10 @@ again only after it was rewritten.
 
 from datetime import datetime, timedelta, timezone
 
-from . import idempotency, processes, webhooks
+from . import idempotency, webhooks
 from .job_record import JobStatus, is_job_id, parse_time
 from .job_store import JobFileUnreadable, JobNotFound
+from .supervisor import runner_alive
 
 
 class Housekeeping:
@@ -81,9 +82,7 @@ class Housekeeping:
             expires_at = parse_time(job.get("expires_at"))
             if not JobStatus(job["status"]).is_terminal or expires_at is None or expires_at > now:
                 return False
-            runner = job.get("runner") or {}
-            if not runner.get("ended_at") and (processes.is_alive(runner.get("guard"))
-                                               or processes.is_alive(runner.get("worker"))):
+            if runner_alive(job):
                 return False  # its runner is still exiting; next tick
             self.store.delete(job_id)
             idempotency.forget(self.store, job.get("idempotency_key_sha256"))
