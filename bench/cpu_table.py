@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/cpu_table.py
 
-Measures this machine's speed at the real model's own shapes (fp32 matrix
-products at width 3072, attention with 24 heads of 128, the VAE's 128-channel
-3-D convolutions: runner/calibrate.py, no weights needed), then prices each
+Measures this machine's speed at the real model's own shapes (matrix products
+at width 3072, attention with 24 heads of 128, the VAE's 128-channel 3-D
+convolutions: runner/calibrate.py, no weights needed) in fp32, and in bf16 too
+where this CPU multiplies bf16 natively (the runner then computes in it), then prices each
 setting of the API document with the cost model (hunyuan_api/cost_model.py):
 text encoding, every denoising step, VAE decoding. The 8-core host is this
 machine's measured per-core speed times 8 cores, which assumes a CPU of the same
-class (Render does not publish its CPU model) and perfect scaling: a best case.
+class (Render does not publish its CPU model) and perfect scaling: a best case,
+with one column per dtype because whether that host has native bf16 is unknown.
 """
 
 import json
@@ -64,27 +66,30 @@ def main():
     geo = real_geometry()
     cores = cpu_cores()
     compute, why = precision.choose_compute("cpu", "auto")
-    here = measure(geo, cores, DTYPES[compute])
+    # fp32 always (a host without native bf16 computes in it); bf16 too where this CPU has it.
+    dtypes = ["float32"] + (["bfloat16"] if compute == "bfloat16" else [])
+    here = {name: measure(geo, cores, DTYPES[name]) for name in dtypes}
     per_core_scale = 8 / cores
-    host8 = {kind: rate / per_core_scale for kind, rate in here.items()}
-    print(f"{cpu_model()}, {cores} cores, torch {torch.__version__}; {why}. Measured in {compute} at the 13B "
-          "model's shapes: "
-          f"{1 / here['linear'] / 1e9:.0f} GFLOP/s linear, {1 / here['attention'] / 1e9:.0f} GFLOP/s attention, "
-          f"{1 / here['conv'] / 1e9:.0f} GFLOP/s VAE convolution\n")
-    print("| request | steps | TFLOP per step | this machine (2 cores): text + denoise + decode | "
-          "8-core host (best case): total | per step on 8 cores |")
-    print("|---|---|---|---|---|---|")
+    host8 = {name: {kind: rate / per_core_scale for kind, rate in measured.items()} for name, measured in here.items()}
+    print(f"{cpu_model()}, {cores} cores, torch {torch.__version__}; the runner computes in {compute} here ({why}).")
+    for name, rates in here.items():
+        print(f"Measured in {name} at the 13B model's shapes: {1 / rates['linear'] / 1e9:.0f} GFLOP/s linear, "
+              f"{1 / rates['attention'] / 1e9:.0f} GFLOP/s attention, {1 / rates['conv'] / 1e9:.0f} GFLOP/s VAE convolution")
+    columns = [f"8-core host, {name} (best case)" for name in dtypes]
+    print(f"\n| request | steps | TFLOP per step | this machine ({cores} cores, {compute}) | " + " | ".join(columns)
+          + " | per step on 8 cores |")
+    print("|---|---|---|---|" + "---|" * len(columns) + "---|")
+    phases = ("encoding_text", "denoising", "decoding")
     for width, height, frames, steps in SETTINGS:
         params = {"prompt": PROMPT, "width": width, "height": (height + 8) // 16 * 16, "video_length": frames,
                   "num_inference_steps": steps, "guidance_scale": 1.0}
         work = cost_model.job_work(params, geo, memory_bytes=32 * 2**30)
         step = sum(cost_model.step_work(params, geo).values())
-        phases = ("encoding_text", "denoising", "decoding")
-        t_here = sum(seconds(work[p], here) for p in phases)
-        t_8 = sum(seconds(work[p], host8) for p in phases)
-        per_step_8 = seconds({k: v / steps for k, v in work["denoising"].items()}, host8)
+        t_here = sum(seconds(work[p], here[compute]) for p in phases)
+        totals = [human(sum(seconds(work[p], host8[name]) for p in phases)) for name in dtypes]
+        per_step = [seconds({k: v / steps for k, v in work["denoising"].items()}, host8[name]) / 60 for name in dtypes]
         print(f"| {width}x{params['height']}x{frames} | {steps} | {step / 1e12:.0f} | {human(t_here)} | "
-              f"{human(t_8)} | {per_step_8 / 60:.1f} min |")
+              + " | ".join(totals) + " | " + " / ".join(f"{m:.1f}" for m in per_step) + " min |")
     return 0
 
 

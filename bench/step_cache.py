@@ -77,7 +77,7 @@ def main():
         print(f"  {label}: {seconds:.1f} s", flush=True)
     base = rows[0][1]
     print(f"\nmodel {Path(model).name} ({blocks} transformer block(s)); {args.width}x{args.height}, "
-          f"{args.frames} frames, {args.steps} steps, seed 42\n")
+          f"{args.frames} frames, {args.steps} steps, seed 42, computing in {plan['compute_dtype']}\n")
     print("| step cache | denoising s | speed-up | PSNR vs uncached (dB) | note |")
     print("|---|---|---|---|---|")
     for label, seconds, quality, note in rows:

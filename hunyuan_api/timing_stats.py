@@ -69,6 +69,10 @@ class Rates:
             total += amount * rate
         return total
 
+    def fixed_seconds(self, phase):
+        """The phase's fitted cost that does not grow with its work (set-up, warm-up)."""
+        return self.fits.get(phase, (0.0, 0.0, 1.0))[0]
+
     def measured(self, phase):
         """True when this phase's prediction rests on measurements (calibration or history)."""
         return phase in self.fits or self.calibrated

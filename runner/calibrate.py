@@ -102,6 +102,7 @@ def probe_samples(model_dir, rates, threads):
     from hunyuan_api import params as api_params
     from hunyuan_api import precision
     from hunyuan_api.timing_stats import PRIOR_RATES, Rates
+    from runner.memory import freeze_long_lived
     from runner.pipeline import StagedPipeline
     from runner.video_file import write_mp4
 
@@ -121,6 +122,7 @@ def probe_samples(model_dir, rates, threads):
     samples = []
     try:
         staged = StagedPipeline(model_dir, "cpu", precision.plan(model_dir, "cpu"), keep_loaded=True)
+        freeze_long_lived()  # as a runner does, so the probes' stage overheads match a job's
         staged.encode({"prompt": "warm-up", "guidance_scale": 1.0})  # loads the text encoders untimed
         for number, probe in enumerate(probes):
             used, _ = api_params.resolve(dict(probe, prompt="A calibration probe.", seed=number))

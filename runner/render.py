@@ -49,6 +49,7 @@ def render(store, job):
     import torch
 
     from runner import calibrate, pipeline
+    from runner.memory import freeze_long_lived
     from runner.threads import ThreadShare
 
     share = ThreadShare(store, torch, fixed=runtime.get("threads"))
@@ -70,6 +71,7 @@ def render(store, job):
 
     reporter.enter(Phase.LOADING)
     staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=step_cache)
+    freeze_long_lived()
 
     reporter.enter(Phase.TEXT)
     prompt_kwargs = staged.encode(params)

@@ -175,14 +175,39 @@ def test_queued_jobs_wait_for_the_slots_ahead_of_them():
     assert jobs[3]["job_id"] not in plan
 
 
-def test_one_measured_step_is_blended_with_a_calibrated_prediction(tiny_model, tmp_path):
+def test_the_first_step_counts_only_for_the_share_of_it_that_is_a_step(tiny_model, tmp_path):
     geo = cost_model.geometry(tiny_model)
     calibration = {"cpu": "c", "cores": 2, "by_threads": {"2": {"attention": 1e-11, "linear": 1e-11, "conv": 1e-10,
                                                                   "voxels": 1e-7, "fixed": 5.0}}}
-    rates = stats_with(tmp_path, calibration).rates(2)
     params = {**request(640, 480, 61), "prompt": "a cat"}
-    per_step = estimates.predict(params, geo, rates)["denoising"] / 30
-    job = {"params": params, "step": 1, "step_seconds": 3 * per_step}
-    # One slow first step (warm-up) against a prediction worth two steps: (3 + 2) / 3.
-    assert estimates.step_estimate(job, estimates.predict(params, geo, rates), rates) == pytest.approx(
-        per_step * 5 / 3)
+    raw = TimingStats(tmp_path / "raw", "m")
+    raw.set_calibration(calibration)
+    work = cost_model.job_work(params, geo)["denoising"]
+    raw_seconds = raw.rates(2).raw_seconds("denoising", work)
+    # Past jobs: 3 s of warm-up (loading the transformer) and steps that cost what calibration says.
+    samples = []
+    for number, steps in enumerate((10, 30, 50)):
+        sized = {**work, "steps": float(steps)}
+        for kind in ("linear", "attention"):
+            sized[kind] = work[kind] * steps / 30
+        seconds = 3.0 + raw_seconds * steps / 30
+        samples.append({"job_id": str(number), "threads": 2, "phases": {"denoising": {"seconds": seconds, "work": sized}}})
+    rates = stats_with(tmp_path, calibration, samples).rates(2)
+    predicted = estimates.predict(params, geo, rates)
+    assert rates.fixed_seconds("denoising") == pytest.approx(3.0, rel=0.05)
+    per_step = raw_seconds / 30
+    assert predicted["denoising"] == pytest.approx(3.0 + 30 * per_step, rel=0.02)
+
+    def estimate(step, step_seconds):
+        return estimates.step_estimate({"params": params, "step": step, "step_seconds": step_seconds}, predicted, rates)
+
+    # A first step of exactly warm-up plus one step confirms the prediction.
+    assert estimate(1, 3.0 + per_step) == pytest.approx(per_step, rel=0.03)
+    # A first step 3 steps' worth slower than expected moves the estimate only by the first
+    # step's share that is a step, weighed against the prediction's two steps.
+    share = per_step / (per_step + rates.fixed_seconds("denoising"))
+    slow = estimate(1, rates.fixed_seconds("denoising") + 4 * per_step)
+    assert slow == pytest.approx((share * 4 * per_step + 2 * per_step) / (share + 2), rel=0.03)
+    assert per_step < slow < 2 * per_step
+    # Later, the mean of the steps after the first counts as that many steps: (8 x 2 + 2 x 1) / 10.
+    assert estimate(9, 2 * per_step) == pytest.approx(per_step * 18 / 10, rel=0.03)
