@@ -26,8 +26,9 @@ def _elapsed(start, now):
 
 
 # How many steps' worth of evidence a calibrated prediction counts for, against the
-# steps this job has measured itself, so one unusual step does not overrule it alone.
-PREDICTION_WEIGHT_STEPS = 2
+# steps this job has measured itself: as much as one clean step, so the job's own
+# first step already halves a misprediction and a few steps overrule it.
+PREDICTION_WEIGHT_STEPS = 1
 
 
 def _predicted_step(job, predicted, rates):

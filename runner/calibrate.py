@@ -76,13 +76,20 @@ def measure(geo, threads, dtype=torch.float32):
     return {"linear": linear, "attention": attention, "conv": conv_rate}
 
 
-def measure_video_writing():
-    """Seconds per voxel of H.264 encoding (what writing the MP4 costs)."""
-    from runner.video_file import write_mp4
+def _write_like_a_job(frames, folder):
+    """What a job's writing phase does: encode the MP4, check the file, save the poster."""
+    from runner import video_file
 
+    video_file.write_mp4(frames, f"{folder}/probe.mp4", 8)
+    video_file.probe(f"{folder}/probe.mp4")
+    video_file.write_jpeg(frames[0], f"{folder}/probe.jpg")
+
+
+def measure_video_writing():
+    """Seconds per voxel of a job's writing phase (H.264 encoding, its check, the poster)."""
     frames = (np.random.default_rng(0).random((13, 256, 256, 3)) * 255).astype(np.uint8)
     with tempfile.TemporaryDirectory() as folder:
-        seconds = _best_seconds(lambda: write_mp4(frames, f"{folder}/probe.mp4", 8), repeats=1)
+        seconds = _best_seconds(lambda: _write_like_a_job(frames, folder), repeats=1)
     return seconds / frames[..., 0].size
 
 
@@ -104,7 +111,6 @@ def probe_samples(model_dir, rates, threads):
     from hunyuan_api.timing_stats import PRIOR_RATES, Rates
     from runner.memory import freeze_long_lived
     from runner.pipeline import StagedPipeline
-    from runner.video_file import write_mp4
 
     geo = cost_model.geometry(model_dir)
     kinds = dict(PRIOR_RATES, **rates)
@@ -140,7 +146,7 @@ def probe_samples(model_dir, rates, threads):
             phases["decoding"] = time.perf_counter() - started
             with tempfile.TemporaryDirectory() as folder:
                 started = time.perf_counter()
-                write_mp4(frames, f"{folder}/probe.mp4", 8)
+                _write_like_a_job(frames, folder)
                 phases["writing_video"] = time.perf_counter() - started
             samples.append({"job_id": f"calibration-probe-{number + 1}", "threads": threads,
                             "phases": {p: {"seconds": round(t, 3), "work": work[p]} for p, t in phases.items()}})
