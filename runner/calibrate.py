@@ -104,8 +104,8 @@ PROBES = ({"width": 256, "height": 256, "video_length": 13, "num_inference_steps
 PROBE_BUDGET_SECONDS = 30
 
 
-def probe_samples(model_dir, rates, threads):
-    """Render the probe jobs (if cheap enough) and return their timing samples."""
+def probe_samples(model_dir, rates, threads, compute="auto"):
+    """Render the probe jobs (if cheap enough), computing in `compute`, and return their timing samples."""
     from hunyuan_api import params as api_params
     from hunyuan_api import precision
     from hunyuan_api.timing_stats import PRIOR_RATES, Rates
@@ -127,17 +127,16 @@ def probe_samples(model_dir, rates, threads):
     torch.set_num_threads(threads)
     samples = []
     try:
-        staged = StagedPipeline(model_dir, "cpu", precision.plan(model_dir, "cpu"), keep_loaded=True)
+        # Each stage loads and frees its weights as in a job, so the probes' phases include
+        # what a job pays beside the work itself (loading, the first call's set-up, freeing).
+        staged = StagedPipeline(model_dir, "cpu", precision.plan(model_dir, "cpu", compute))
         freeze_long_lived()  # as a runner does, so the probes' stage overheads match a job's
-        staged.encode({"prompt": "warm-up", "guidance_scale": 1.0})  # loads the text encoders untimed
         for number, probe in enumerate(probes):
             used, _ = api_params.resolve(dict(probe, prompt="A calibration probe.", seed=number))
             phases, work = {}, cost_model.job_work(used, geo)
             started = time.perf_counter()
             prompt = staged.encode(used)
             phases["encoding_text"] = time.perf_counter() - started
-            if number == 0:
-                staged.denoise(dict(used, num_inference_steps=1), prompt, lambda index: None)  # load + warm up
             started = time.perf_counter()
             latents = staged.denoise(used, prompt, lambda index: None)
             phases["denoising"] = time.perf_counter() - started
@@ -200,7 +199,7 @@ def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False
     calibration = calibrate(model_dir, max_workers, startup_seconds, compute)
     stats.set_calibration(calibration)
     threads = max(int(t) for t in calibration["by_threads"])
-    for sample in probe_samples(model_dir, calibration["by_threads"][str(threads)], threads):
+    for sample in probe_samples(model_dir, calibration["by_threads"][str(threads)], threads, compute):
         stats.record(sample)
     return True
 
