@@ -16,7 +16,6 @@ also learn from the jobs before them (hunyuan_api/timing_stats.py).
 """
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,21 +27,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scaled_down import build_scaled_down  # noqa: E402
 from tests.server import GunicornServer  # noqa: E402
 
-# The real block structure (dual-stream then single-stream blocks, 128-wide heads, patch 2,
-# the real VAE's layout and mid-block attention) at a width and depth that run in seconds here.
-SCALED_DOWN = {
-    "transformer": {"num_attention_heads": 8, "attention_head_dim": 128, "rope_axes_dim": (16, 56, 56),
-                    "num_layers": 2, "num_single_layers": 4, "num_refiner_layers": 2, "text_embed_dim": 1024,
-                    "pooled_projection_dim": 256, "in_channels": 16, "out_channels": 16},
-    "vae": {"latent_channels": 16, "block_out_channels": (32, 64, 128, 128), "layers_per_block": 2,
-            "norm_num_groups": 16, "mid_block_add_attention": True},
-    "text_encoder": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 4,
-                     "num_attention_heads": 8, "num_key_value_heads": 4},
-    "text_encoder_2": {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 2,
-                       "num_attention_heads": 4, "projection_dim": 256},
-}
 REQUESTS = {
     "embedded": [
         dict(width=256, height=256, video_length=13, num_inference_steps=20),
@@ -113,10 +100,7 @@ def main():
     if args.only in (None, "embedded"):
         rows += bench_model("embedded", work / "embedded" / "data", REQUESTS["embedded"])
     if args.only in (None, "scaled-down"):
-        model = work / "models" / "scaled-down-hunyuanvideo"
-        code = ("import sys; from runner.tiny_model import build_tiny_model; "
-                f"build_tiny_model(sys.argv[1], overrides={SCALED_DOWN!r}, name='scaled-down-hunyuanvideo')")
-        subprocess.run([sys.executable, "-c", code, str(model)], check=True, cwd=ROOT, capture_output=True)
+        model = build_scaled_down(work / "models")
         rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model)
     print("\n| model | job | request | actual run s | estimate at submit s | error | remaining after step 1 s "
           "| estimated then s | error |")

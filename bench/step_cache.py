@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/step_cache.py                      # the embedded model, 640x480x61, 30 steps
     .venv/bin/python bench/step_cache.py --width 256 --height 256 --frames 13 --steps 30
+    .venv/bin/python bench/step_cache.py --scaled-down --width 256 --height 256 --frames 13  # 6 real-shaped blocks
 
 Renders the same request (same seed) with STEP_CACHE none, taylorseer (at two
 refresh intervals) and first_block, through the runner's staged pipeline, and
@@ -22,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scaled_down import build_scaled_down  # noqa: E402
 from hunyuan_api import cost_model, params, precision  # noqa: E402
 from hunyuan_api.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource  # noqa: E402
 
@@ -45,12 +47,16 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder (default: the embedded demo model, built if needed)")
+    parser.add_argument("--scaled-down", action="store_true",
+                        help="build and use the scaled-down model with the real block structure (bench/scaled_down.py)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--frames", type=int, default=61)
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
     model = args.model
+    if args.scaled_down:
+        model = str(build_scaled_down(Path(tempfile.gettempdir()) / "hunyuan-bench"))
     if not model:
         model = str(Path(tempfile.gettempdir()) / "hunyuan-bench" / EMBEDDED_MODEL_NAME)
         EmbeddedModelBuilder(ModelSource(Path(model), embedded=True)).build_now()
