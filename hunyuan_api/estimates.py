@@ -32,13 +32,13 @@ PREDICTION_WEIGHT_STEPS = 1
 
 
 def _predicted_step(job, predicted, rates):
-    """`(seconds of one step, seconds of the stage's warm-up)` as predicted.
+    """Predicted seconds of one denoising step.
 
-    The denoising phase's fixed cost (loading the transformer, the first call's
-    set-up) is paid once, inside the first step; every step costs the rest.
+    The denoising phase's fitted fixed cost (loading the transformer, freeing it)
+    is paid once, not per step.
     """
     warmup = min(rates.fixed_seconds("denoising"), predicted["denoising"])
-    return (predicted["denoising"] - warmup) / job["params"]["num_inference_steps"], warmup
+    return (predicted["denoising"] - warmup) / job["params"]["num_inference_steps"]
 
 
 def step_estimate(job, predicted, rates):
@@ -46,30 +46,24 @@ def step_estimate(job, predicted, rates):
 
     Blends this job's measured step time with the prediction, the prediction
     counting for PREDICTION_WEIGHT_STEPS steps when it rests on measurements.
-    `step_seconds` is the first step's time until a second step is done, then
-    the mean of the steps after the first. The first step includes the warm-up,
-    so it counts only for the share of it that is a step, with the predicted
-    warm-up taken off: where loading dominates (a small model) it says little
-    about the next steps; where a step takes minutes (13B on a CPU) it says a lot.
+    `step_seconds` is the first step's time (counted from the end of loading the
+    transformer) until a second step is done, then the mean of the steps after
+    the first, which leaves the first call's set-up out.
     """
-    per_step, warmup = _predicted_step(job, predicted, rates)
+    per_step = _predicted_step(job, predicted, rates)
     done, measured = job.get("step") or 0, job.get("step_seconds")
     if not done or not measured:
         return per_step
     if not rates.measured("denoising"):
         return measured
-    if done == 1:
-        evidence = per_step / (per_step + warmup) if per_step + warmup > 0 else 1.0
-        observed = max(measured - warmup, 0.0)
-    else:
-        evidence, observed = done - 1, measured
+    evidence = 1 if done == 1 else done - 1
     weight = PREDICTION_WEIGHT_STEPS
-    return (evidence * observed + weight * per_step) / (evidence + weight)
+    return (evidence * measured + weight * per_step) / (evidence + weight)
 
 
 def _speed_factor(job, predicted, rates):
     """How much slower (>1) or faster (<1) this job runs than predicted, from its own steps."""
-    per_step, _ = _predicted_step(job, predicted, rates)
+    per_step = _predicted_step(job, predicted, rates)
     if not job.get("step") or not job.get("step_seconds") or per_step <= 0:
         return 1.0
     return step_estimate(job, predicted, rates) / per_step

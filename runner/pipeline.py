@@ -192,14 +192,17 @@ class StagedPipeline:
         return kwargs
 
     @torch.no_grad()
-    def denoise(self, params, prompt_kwargs, on_step):
-        """Stage 2: run the denoising loop to latents; `on_step(index)` after each step."""
+    def denoise(self, params, prompt_kwargs, on_step, on_loaded=None):
+        """Stage 2: run the denoising loop to latents; `on_loaded()` once the transformer is
+        loaded, `on_step(index)` after each step."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         self.memory.start("transformer")
         if self.pipe.transformer is None:
             self.pipe.transformer = self._load("transformer")
         self.memory.loaded("transformer")
+        if on_loaded is not None:
+            on_loaded()
         transformer = self.pipe.transformer
         cache = step_cache_config(self.step_cache, self.device)
         if cache is not None:

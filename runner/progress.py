@@ -30,7 +30,8 @@ class ProgressReporter:
         self._memory = dict(job.get("memory") or {})
         self.step = 0
         self._denoise_started = None
-        self._step_seconds = None  # mean seconds per step after the first, fixed at each finished step
+        # The first step's seconds (from the end of loading), then the mean of the steps after it.
+        self._step_seconds = None
         self._first_step_end = None
         # The heartbeat thread and the main thread both write; one at a time.
         self._mutex = threading.Lock()
@@ -46,6 +47,12 @@ class ProgressReporter:
                 self._denoise_started = now
             self._write()
 
+    def steps_begin(self):
+        """Mark the start of the denoising loop (the transformer is loaded), so the first
+        step's recorded time is the step's own and not its stage's loading."""
+        with self._mutex:
+            self._denoise_started = time.time()
+
     def step_done(self, index):
         """Record that denoising step `index` (0-based) has finished."""
         with self._mutex:
@@ -55,7 +62,7 @@ class ProgressReporter:
                 self._first_step_end = now
                 self._step_seconds = round(now - self._denoise_started, 4)
             else:
-                # The first step pays for warm-up (weights paged in, buffers allocated): leave it out.
+                # The first step pays for warm-up (buffers allocated, kernels chosen): leave it out.
                 self._step_seconds = round((now - self._first_step_end) / (self.step - 1), 4)
             self._write()
 

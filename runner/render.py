@@ -82,7 +82,7 @@ def render(store, job):
         share.maybe_rebalance()
 
     reporter.enter(Phase.DENOISING)
-    latents = staged.denoise(params, prompt_kwargs, on_step)
+    latents = staged.denoise(params, prompt_kwargs, on_step, on_loaded=reporter.steps_begin)
     reporter.record_memory(staged.memory.stages)
 
     reporter.enter(Phase.DECODING)

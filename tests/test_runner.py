@@ -5,12 +5,13 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from hunyuan_api import model_source, params
-from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_api import cost_model, model_source, params
+from hunyuan_api.job_record import Phase, new_job, new_job_id
 from hunyuan_api.supervisor import Supervisor
 from hunyuan_api.timing_stats import TimingStats
 
@@ -221,3 +222,21 @@ def test_the_web_package_never_imports_torch_or_diffusers(tmp_path):
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_first_steps_time_leaves_out_loading_the_transformer(store, tiny_model):
+    from runner.progress import ProgressReporter
+
+    job_id = queue(store, tiny_model, dict(SMALL_REQUEST, seed=1))
+    job = store.get(job_id)
+    reporter = ProgressReporter(store, job, cost_model.geometry(tiny_model), TimingStats(store.root, "m").rates())
+    reporter.enter(Phase.DENOISING)
+    time.sleep(1.0)  # the stage loads the transformer, then the loop begins
+    reporter.steps_begin()
+    reporter.step_done(0)
+    first = store.get(job_id)
+    assert first["step"] == 1 and first["step_seconds"] < 0.5, first["step_seconds"]
+    time.sleep(0.2)
+    reporter.step_done(1)
+    second = store.get(job_id)
+    assert second["step"] == 2 and 0.15 < second["step_seconds"] < 1.0, second["step_seconds"]
