@@ -201,7 +201,8 @@ def measure(model_dir, storage):
     vae = staged.pipe.vae
     vae.enable_tiling()
     with torch.no_grad():
-        frames = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        # As the runner does: latents in the VAE's dtype (the compute dtype, bf16 on some CPUs).
+        frames = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
     staged.memory.end("vae")
     timings["vae"] = time.time() - started
     print(f"VAE chunk decoded to {tuple(frames.shape)} in {timings['vae']:.0f} s", flush=True)
