@@ -26,9 +26,11 @@ def _elapsed(start, now):
 
 
 # How many steps' worth of evidence a calibrated prediction counts for, against the
-# steps this job has measured itself: as much as one clean step, so the job's own
-# first step already halves a misprediction and a few steps overrule it.
-PREDICTION_WEIGHT_STEPS = 1
+# steps this job has measured itself. Timed from the end of loading, a first step
+# comes within a few percent of the later ones, while a prediction for a size no job
+# has run yet can be off by half (calibration at other shapes on a busy host): so the
+# job's first step counts for two thirds and the next ones soon overrule the rest.
+PREDICTION_WEIGHT_STEPS = 0.5
 
 
 def _predicted_step(job, predicted, rates):

@@ -203,7 +203,7 @@ def test_steps_are_predicted_without_the_stages_fixed_cost_and_blend_with_measur
 
     # Before any step: the prediction, without the stage's fixed cost.
     assert estimate(0, None) == pytest.approx(per_step, rel=0.03)
-    # The first step (timed from the end of loading) counts as one step against the prediction's one.
-    assert estimate(1, 2 * per_step) == pytest.approx(1.5 * per_step, rel=0.03)
-    # Later, the mean of the steps after the first counts as that many steps: (8 x 2 + 1 x 1) / 9.
-    assert estimate(9, 2 * per_step) == pytest.approx(per_step * 17 / 9, rel=0.03)
+    # The first step (timed from the end of loading) counts as one step against the prediction's half.
+    assert estimate(1, 2 * per_step) == pytest.approx(per_step * (2 + 0.5) / 1.5, rel=0.03)
+    # Later, the mean of the steps after the first counts as that many steps: (8 x 2 + 0.5 x 1) / 8.5.
+    assert estimate(9, 2 * per_step) == pytest.approx(per_step * 16.5 / 8.5, rel=0.03)
