@@ -108,8 +108,8 @@ def main():
     for label, number, size, r in rows:
         submit_error = (r["submit"] - r["actual"]) / r["actual"] * 100
         eta_error = (r["eta"] - r["remaining"]) / r["remaining"] * 100
-        print(f"| {label} | {number} | {size} | {r['actual']:.1f} | {r['submit']:.1f} | {submit_error:+.0f}% | "
-              f"{r['remaining']:.1f} | {r['eta']:.1f} | {eta_error:+.0f}% |")
+        print(f"| {label} | {number} | {size} | {r['actual']:.1f} | {r['submit']:.1f} | {submit_error:+.1f}% | "
+              f"{r['remaining']:.1f} | {r['eta']:.1f} | {eta_error:+.1f}% |")
     return 0
 
 
