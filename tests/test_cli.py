@@ -49,11 +49,14 @@ def cli(*args, url=None, env=None, cwd=None, timeout=300):
 
 
 def test_generate_waits_shows_progress_and_saves_a_playable_video(server, tmp_path):
-    result = cli("generate", PROMPT, *SMALL_FLAGS, "--seed", "1", "--wait", "-o", "cat.mp4",
+    # Denoising long enough (~0.5 s here) for polls every 0.1 s to see it: at the smallest
+    # size two steps take a few milliseconds and no poll need land in them.
+    flags = ["--width", "480", "--height", "368", "--frames", "29", "--fps", "8", "--steps", "12"]
+    result = cli("generate", PROMPT, *flags, "--seed", "1", "--wait", "--poll-interval", "0.1", "-o", "cat.mp4",
                  url=server.base_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "cat.mp4")
-    assert_playable_mp4(tmp_path / "cat.mp4", frames=13, width=256, height=256, fps=8)
+    assert_playable_mp4(tmp_path / "cat.mp4", frames=29, width=480, height=368, fps=8)
     # Not a terminal: plain progress lines on stderr, no carriage returns, ending at 100%.
     lines = result.stderr.splitlines()
     assert "\r" not in result.stderr

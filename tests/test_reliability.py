@@ -107,7 +107,9 @@ def report(name, figures):
 
 
 def test_worker_kill_server_restart_and_runner_kill_mid_job_lose_nothing(data_dir):
-    body = dict(SMALL_REQUEST, num_inference_steps=6)
+    # Denoising must last seconds for two jobs to be caught in it together: 8 steps at 640x480x61
+    # take about 4 s per job here (the smallest size takes milliseconds a step).
+    body = dict(SMALL_REQUEST, width=640, height=480, video_length=61, num_inference_steps=8)
     server = GunicornServer(data_dir, workers=3, **SERVER_ENV)
     try:
         with RunnerSampler(data_dir) as sampler:

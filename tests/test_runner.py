@@ -46,7 +46,7 @@ def test_a_job_renders_a_real_mp4_with_progress_through_every_phase(store, tiny_
         while not stop.is_set():
             job = store.get(job_id)
             observed.append((job["progress"], job["phase"]))
-            stop.wait(0.05)
+            stop.wait(0.01)  # denoising 10 small steps takes ~0.1 s
 
     watcher = threading.Thread(target=watch)
     watcher.start()
