@@ -38,6 +38,8 @@ PRIOR_RATES = {
 }
 # Per-phase meaning of the "fixed" kind: start-up is all fixed cost; loading pays a second or so on top of bytes.
 FIXED_SCALE = {"starting": 1.0, "loading_model": 0.125}
+# A phase with no samples yet: no overhead, the calibrated prediction as it is.
+NO_FIT = (0.0, 0.0, 1.0)
 
 
 def _key(model_name):
@@ -54,7 +56,7 @@ class Rates:
 
     def phase_seconds(self, phase, work):
         """Predicted seconds of one phase with `work` = `{kind: amount}`."""
-        fixed, per_unit, scale = self.fits.get(phase, (0.0, 0.0, 1.0))
+        fixed, per_unit, scale = self.fits.get(phase, NO_FIT)
         return fixed + per_unit * work.get("steps", 1.0) + scale * self.raw_seconds(phase, work)
 
     def raw_seconds(self, phase, work):
@@ -71,7 +73,7 @@ class Rates:
 
     def fixed_seconds(self, phase):
         """The phase's fitted cost that does not grow with its work (set-up, warm-up)."""
-        return self.fits.get(phase, (0.0, 0.0, 1.0))[0]
+        return self.fits.get(phase, NO_FIT)[0]
 
     def measured(self, phase):
         """True when this phase's prediction rests on measurements (calibration or history)."""
@@ -108,7 +110,7 @@ def fit_phase(points):
         error = _relative_error(points, solution)
         if best is None or error < best[0]:
             best = (error, solution)
-    return best[1] if best else (0.0, 0.0, 1.0)
+    return best[1] if best else NO_FIT
 
 
 def _weighted_fit(points, free):
