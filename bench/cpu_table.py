@@ -1,4 +1,4 @@
-"""What the real 13B HunyuanVideo costs on a CPU: the README's performance table.
+"""What the real 13B HunyuanVideo costs on a CPU: the table in docs/performance.md.
 
     .venv/bin/python bench/cpu_table.py
 

@@ -1,6 +1,6 @@
 """Service settings: defaults, overridden by environment variables of the same name.
 
-Every variable is listed in the README's configuration table.
+Every variable is listed in docs/configuration.md.
 """
 
 import os
@@ -68,7 +68,7 @@ def from_environ(environ=None):
         **steps,
         "DEFAULT_FLOW_SHIFT": default_shift,
         "MAX_FLOW_SHIFT": max_shift,
-        # Live progress streams (GET /api/jobs/<id>/events); see the README's "Live progress".
+        # Live progress streams (GET /api/jobs/<id>/events); see docs/api.md, "Live progress".
         "EVENTS_POLL_INTERVAL": _float("EVENTS_POLL_INTERVAL", env.get("EVENTS_POLL_INTERVAL", "0.25"), 0.05),
         "EVENTS_KEEPALIVE": _float("EVENTS_KEEPALIVE", env.get("EVENTS_KEEPALIVE", "15"), 1),
         "EVENTS_MAX_SECONDS": _float("EVENTS_MAX_SECONDS", env.get("EVENTS_MAX_SECONDS", "300"), 1),

@@ -1,6 +1,6 @@
 """The job record: what one job file holds, and the words used in it.
 
-The format is documented in the README ("The job file") because operators read
+The format is documented in docs/job-file.md because operators read
 these files with their own scripts. Change it only by adding fields; anything
 else bumps FORMAT_VERSION.
 """

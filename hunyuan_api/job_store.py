@@ -1,6 +1,6 @@
 """Jobs as JSON files in a data folder, shared by every web worker and runner.
 
-Layout of the data folder (see the README for the job file itself):
+Layout of the data folder (see docs/job-file.md for the job file itself):
 
     jobs/<job_id>.json    one job record each
     videos/<job_id>.mp4   finished videos (written elsewhere, renamed in when whole)

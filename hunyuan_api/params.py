@@ -1,6 +1,6 @@
 """The generation parameters: defaults, ranges, and the sizes the model can take.
 
-One table drives the request schema, `/api/info` and the README, so the three
+One table drives the request schema, `/api/info` and the OpenAPI document, so the three
 cannot disagree with each other or with the API document.
 """
 

@@ -1,4 +1,4 @@
-"""The set-up files agree with each other and with the README."""
+"""The set-up files agree with each other, with the README and with docs/."""
 
 import re
 
@@ -38,7 +38,14 @@ def test_procfile_and_render_start_the_same_server_on_a_disk():
     assert service["healthCheckPath"] == "/health"
 
 
-def test_readme_documents_every_setting():
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_page_documents_every_setting():
+    page = (ROOT / "docs" / "configuration.md").read_text()
     for name in config.from_environ({}):
-        assert f"`{name}`" in readme, name
+        assert f"`{name}`" in page, name
+
+
+def test_readme_stays_short_and_its_links_resolve():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    for target in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / target).is_file(), target
