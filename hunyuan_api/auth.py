@@ -6,12 +6,18 @@ the key itself). Keys are compared with hmac.compare_digest, so the time an
 answer takes says nothing about how much of a guess was right. Without API_KEY
 nothing changes. The OpenAPI document declares both ways of sending the key,
 so the "Authorize" button of Swagger UI works.
+
+Keys have names (`API_KEY=alice:key1,bob:key2`; a plain key is named by a short
+digest of it). A job records the name of the key that created it (`owner`), and a
+key sees and acts on its own jobs only, unless ADMIN_API_KEYS names it: another
+key's job answers exactly as an unknown one, so job ids cannot be probed.
 """
 
 import hmac
+import logging
 
 from apispec import BasePlugin
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import abort
 
 API_KEY_HEADER = "X-API-Key"
@@ -46,6 +52,38 @@ def key_is_valid(presented, keys):
     return matched
 
 
+def key_name(presented, keys):
+    """The name of the key in `keys` ({name: key}) that equals `presented`, or None; every key is compared."""
+    given = presented.encode("utf-8")
+    found = None
+    for name, key in keys.items():
+        if hmac.compare_digest(given, key.encode("utf-8")):
+            found = name
+    return found
+
+
+def request_key_name():
+    """The name of the key this request was let in with (None when no keys are configured)."""
+    return g.get("api_key_name")
+
+
+def sees_every_job():
+    """True when this request may see and act on every job: no keys are configured, or its key is an admin's."""
+    config = current_app.config
+    if not config.get("API_KEY"):
+        return True
+    return request_key_name() in config.get("ADMIN_API_KEYS", ())
+
+
+def may_see(job):
+    """True when this request may see and act on `job`; None stands for a job whose owner cannot be read."""
+    if sees_every_job():
+        return True
+    # Jobs without an owner (created before keys were configured) belong to admins only.
+    owner = None if job is None else job.get("owner")
+    return owner is not None and owner == request_key_name()
+
+
 def _check():
     keys = current_app.config.get("API_KEY")
     # CORS preflights carry no credentials by design; they reach no view anyway.
@@ -55,8 +93,10 @@ def _check():
     if presented is None:
         abort(401, message="Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
               headers={"WWW-Authenticate": "Bearer"})
-    if not key_is_valid(presented, keys):
+    name = key_name(presented, keys)
+    if name is None:
         abort(401, message="Invalid API key", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    g.api_key_name = name
     return None
 
 
@@ -82,7 +122,14 @@ def install(app, api):
     Call before the blueprints are registered, so their operations pass the plugin.
     """
     app.before_request(_check)
-    if app.config.get("API_KEY"):
+    keys, admins = app.config.get("API_KEY"), app.config.get("ADMIN_API_KEYS", ())
+    if keys:
+        logging.getLogger(__name__).info("API keys: %s; seeing every job: %s", ", ".join(keys),
+                                         ", ".join(sorted(admins)) or "none (each key sees its own jobs)")
+    else:
+        logging.getLogger(__name__).warning("API_KEY is not set: every /api route is open to anyone who can "
+                                            "reach this port")
+    if keys:
         for name, scheme in SCHEMES.items():
             api.spec.components.security_scheme(name, scheme)
         plugin = _SecurityPlugin()

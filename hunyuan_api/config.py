@@ -3,9 +3,14 @@
 Every variable is listed in docs/configuration.md.
 """
 
+import hashlib
 import os
+import re
 
 from . import __version__
+
+# A key's name ends up in job files and logs: plain words only.
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 def _int(name, value, minimum):
@@ -79,17 +84,72 @@ def from_environ(environ=None):
 
 def _protection_settings(env):
     """Settings of job control and protection: queue cap, disk floor, API keys, retention, webhooks."""
-    keys = [key.strip() for key in env.get("API_KEY", "").split(",") if key.strip()]
+    keys = api_keys(env.get("API_KEY", ""))
     return {
         "MAX_QUEUE": _int("MAX_QUEUE", env.get("MAX_QUEUE", "100"), 0),
         "MIN_FREE_DISK_MB": _int("MIN_FREE_DISK_MB", env.get("MIN_FREE_DISK_MB", "1024"), 0),
         "API_KEY": keys,
+        "ADMIN_API_KEYS": admin_key_names(env.get("ADMIN_API_KEYS", ""), keys),
         "VIDEO_TTL": _float("VIDEO_TTL", env.get("VIDEO_TTL", "0"), 0),
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET", ""),
         "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", env.get("WEBHOOK_MAX_ATTEMPTS", "5"), 1),
         "WEBHOOK_RETRY_SECONDS": _float("WEBHOOK_RETRY_SECONDS", env.get("WEBHOOK_RETRY_SECONDS", "2"), 0.01),
         "WEBHOOK_TIMEOUT": _float("WEBHOOK_TIMEOUT", env.get("WEBHOOK_TIMEOUT", "10"), 0.1),
     }
+
+
+def plain_key_name(key):
+    """The name of a key given without one: a short digest, so the name never reveals the key."""
+    return "key-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def api_keys(value):
+    """Parse API_KEY (`name:key` or plain `key` entries, comma-separated) into {name: key}.
+
+    The empty string means no keys (authentication off). Anything else that holds no
+    key, an entry with an empty or malformed name or key, a name or a key given twice
+    all raise ValueError naming API_KEY; messages never repeat a key.
+    """
+    if value == "":
+        return {}
+    keys = {}
+    for number, entry in enumerate(value.split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, colon, key = (part.strip() for part in entry.partition(":"))
+        if not colon:
+            name, key = plain_key_name(name), name
+        elif not key:
+            raise ValueError(f"API_KEY: entry {number} has a name but an empty key (write name:key)")
+        elif not _KEY_NAME.fullmatch(name):
+            raise ValueError(f"API_KEY: entry {number}: the name before ':' must be 1 to 64 letters, digits, "
+                             "'_', '.', '@' or '-', starting with a letter or digit")
+        if key in keys.values():
+            raise ValueError(f"API_KEY: entry {number} repeats a key given earlier (each key needs one name)")
+        if name in keys:
+            raise ValueError(f"API_KEY: the name {name!r} is given twice")
+        keys[name] = key
+    if not keys:
+        raise ValueError(f"API_KEY is set but holds no key ({value!r}); unset it to run without keys")
+    return keys
+
+
+def admin_key_names(value, keys):
+    """Parse ADMIN_API_KEYS: comma-separated names of keys in API_KEY that see every job."""
+    if value == "":
+        return frozenset()
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"ADMIN_API_KEYS is set but names no key ({value!r})")
+    if not keys:
+        raise ValueError("ADMIN_API_KEYS names keys, but API_KEY is not set")
+    for number, name in enumerate(names, start=1):
+        if name not in keys:
+            # Not echoed: a key pasted here by mistake must not reach the log.
+            raise ValueError(f"ADMIN_API_KEYS: entry {number} is not the name of a key in API_KEY "
+                             f"(names: {', '.join(keys)})")
+    return frozenset(names)
 
 
 def _events_max_streams(env):

@@ -36,7 +36,12 @@ def on_starting(server):
     here (a few seconds, once per model and host) makes even the first job's
     estimate a measured one.
     """
-    settings = service_settings.from_environ()
+    try:
+        settings = service_settings.from_environ()
+    except ValueError as exc:
+        # A bad setting (e.g. an API_KEY that holds no key) must stop the server, not weaken it.
+        server.log.error("invalid configuration: %s", exc)
+        sys.exit(1)
     source = resolve(settings["MODEL_PATH"], settings["DATA_DIR"])
     if source.embedded:
         server.log.info("building the embedded demo model in %s (first start only)", source.path)

@@ -5,6 +5,10 @@ The mapping lives on disk, `DATA_DIR/idempotency/<sha256 of the key>.json`
 store lock, so it holds across gunicorn workers and restarts. A key whose job no
 longer exists (deleted, or removed by VIDEO_TTL) is free again: keys expire with
 their job.
+
+Keys are scoped by the API key that sends them: with named API keys the digest is
+taken over `<owner>\n<key>`, so two clients using the same Idempotency-Key never
+meet each other's jobs (and a 409 only ever names the sender's own job).
 """
 
 import hashlib
@@ -34,17 +38,21 @@ def request_digest(request):
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _key_path(store, key):
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+def _key_path(store, key, owner):
+    # A key is printable (no newline) and an owner is a plain name, so "<owner>\n<key>"
+    # never equals another owner's, nor an unscoped key (no API keys configured).
+    scoped = key if owner is None else f"{owner}\n{key}"
+    digest = hashlib.sha256(scoped.encode("utf-8")).hexdigest()
     return store.root / "idempotency" / f"{digest}.json", digest
 
 
-def find(store, key, digest):
-    """The job earlier submitted with `key`, or None. Call with the store lock held.
+def find(store, key, digest, owner=None):
+    """The job `owner` (an API key's name, or None) earlier submitted with `key`, or None.
 
-    Raises KeyConflict when the key was used with a different request.
+    Call with the store lock held. Raises KeyConflict when the key was used with a
+    different request.
     """
-    path, _ = _key_path(store, key)
+    path, _ = _key_path(store, key, owner)
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
@@ -54,6 +62,8 @@ def find(store, key, digest):
     except (JobNotFound, JobFileUnreadable, KeyError):
         path.unlink(missing_ok=True)  # its job is gone: the key expired with it
         return None
+    if job.get("owner") != owner:
+        return None  # never another client's job, whatever the file says; a new mapping replaces it
     if entry.get("request_sha256") != digest:
         raise KeyConflict(
             f"{HEADER} header: this key was already used for job {job['job_id']} with a different request body"
@@ -61,9 +71,9 @@ def find(store, key, digest):
     return job
 
 
-def remember(store, key, digest, job_id):
-    """Record that `key` created `job_id`; returns the key's sha256. Call with the store lock held."""
-    path, key_digest = _key_path(store, key)
+def remember(store, key, digest, job_id, owner=None):
+    """Record that `owner`'s `key` created `job_id`; returns the scoped key's sha256. Call with the store lock held."""
+    path, key_digest = _key_path(store, key, owner)
     path.parent.mkdir(exist_ok=True)
     write_json_atomic(path, {"key_sha256": key_digest, "request_sha256": digest, "job_id": job_id,
                              "created_at": utc_now()})

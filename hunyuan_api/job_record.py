@@ -78,8 +78,8 @@ def poster_filename(job_id):
     return f"{job_id}.jpg"
 
 
-def new_job(job_id, request, params, adjustments, model):
-    """The record of a freshly submitted job."""
+def new_job(job_id, request, params, adjustments, model, owner=None):
+    """The record of a freshly submitted job; `owner` is the name of the API key that submitted it (or None)."""
     now = utc_now()
     return {
         "format_version": FORMAT_VERSION,
@@ -103,6 +103,7 @@ def new_job(job_id, request, params, adjustments, model):
         "poster": None,
         "error": None,
         "runner": None,
+        "owner": owner,
     }
 
 

@@ -7,7 +7,7 @@ from ..cancel import CannotCancel, cancel_job
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..schemas import JobStatusSchema
 from ..services import services
-from .job_lookup import abort_unreadable, viewer
+from .job_lookup import abort_unreadable, require_access, viewer
 
 blp = Blueprint("control", __name__, url_prefix="/api", description="Job control")
 
@@ -27,6 +27,7 @@ class Cancel(MethodView):
         kept. The job's status becomes `canceled`; the answer is its status body.
         """
         svc = services()
+        require_access(job_id)  # another API key's job is "not found"
         try:
             job = cancel_job(svc.store, job_id)
         except JobNotFound:

@@ -8,6 +8,7 @@ from marshmallow import validate
 
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..services import services
+from .job_lookup import require_access
 
 blp = Blueprint("job_log", __name__, url_prefix="/api", description="Job logs")
 
@@ -58,6 +59,7 @@ class JobLog(MethodView):
         The log grows while the job runs; `tail` returns only its last lines.
         """
         store = services().store
+        require_access(job_id)  # another API key's job is "not found"
         try:
             store.get(job_id)
         except JobNotFound:

@@ -3,6 +3,7 @@
 from flask import current_app
 from flask_smorest import abort
 
+from .. import auth
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..job_views import JobViewer
 from ..services import services
@@ -24,11 +25,37 @@ def abort_unreadable(exc):
     )
 
 
+def not_found(message="Job not found"):
+    """Answer 404: the same for an unknown job and for another API key's job."""
+    abort(404, message=message)
+
+
 def get_job(job_id):
-    """The job record, or a 404 (unknown) or 500 (unreadable file) answer."""
+    """The job record, or a 404 (unknown, or not this API key's) or 500 (unreadable file) answer."""
     try:
-        return services().store.get(job_id)
+        job = services().store.get(job_id)
     except JobNotFound:
-        abort(404, message="Job not found")
+        not_found()
     except JobFileUnreadable as exc:
+        if not auth.may_see(None):
+            not_found()
         abort_unreadable(exc)
+    if not auth.may_see(job):
+        not_found()
+    return job
+
+
+def require_access(job_id, message="Job not found"):
+    """Answer 404 with `message` unless this request may see job `job_id` (for views that read the job themselves).
+
+    With every job visible (no API keys, or an admin key) nothing is read here; the
+    view answers for unknown and unreadable jobs as it always has.
+    """
+    if auth.sees_every_job():
+        return
+    try:
+        job = services().store.get(job_id)
+    except (JobNotFound, JobFileUnreadable):
+        not_found(message)
+    if not auth.may_see(job):
+        not_found(message)

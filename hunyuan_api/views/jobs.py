@@ -6,7 +6,7 @@ from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from .. import admission, idempotency, model_source, params, webhooks
+from .. import admission, auth, idempotency, model_source, params, webhooks
 from ..job_record import JobStatus, new_job, new_job_id
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..schemas import (
@@ -70,13 +70,14 @@ class Generate(MethodView):
             abort(400, message=key_problem)
         config = current_app.config
         used, adjustments = params.resolve(request, config["PARAMETERS"])
+        owner = auth.request_key_name()
         # One lock around look-up, admission and creation: two workers given the same
         # key at once make one job, and the queue cap is not overshot by a race.
         with svc.store.locked():
             if key is not None:
                 digest = idempotency.request_digest(request)
                 try:
-                    earlier = idempotency.find(svc.store, key, digest)
+                    earlier = idempotency.find(svc.store, key, digest, owner)
                 except idempotency.KeyConflict as exc:
                     abort(409, message=str(exc))
                 if earlier is not None:
@@ -92,11 +93,12 @@ class Generate(MethodView):
                 params=used,
                 adjustments=adjustments,
                 model={"name": model["name"], "path": model["path"], "demo": model["demo"]},
+                owner=owner,
             )
             if request.get("webhook_url"):
                 job["webhook"] = webhooks.new_delivery(request["webhook_url"])
             if key is not None:
-                job["idempotency_key_sha256"] = idempotency.remember(svc.store, key, digest, job_id)
+                job["idempotency_key_sha256"] = idempotency.remember(svc.store, key, digest, job_id, owner)
             svc.store.create(job)
         svc.supervisor.wake()
         return _submission_answer(job, "Video generation job submitted successfully")
@@ -139,10 +141,13 @@ class JobList(MethodView):
         """List jobs, newest first, optionally filtered by status
 
         Job files that exist but cannot be read are reported under `unreadable`
-        rather than skipped.
+        rather than skipped. With API keys, a key lists only its own jobs (an admin
+        key every job, and alone the unreadable files, whose owner cannot be read).
         """
         jobs, unreadable = services().store.list()
-        selected = [job for job in jobs if query.get("status") in (None, job["status"])]
+        if not auth.sees_every_job():
+            unreadable = []
+        selected = [job for job in jobs if query.get("status") in (None, job["status"]) and auth.may_see(job)]
         selected.reverse()
         page = selected[: query["limit"]]
         return {
@@ -174,7 +179,9 @@ class Job(MethodView):
             except JobNotFound:
                 abort(404, message="Job not found")
             except JobFileUnreadable:
-                job = None  # a broken file can always be removed
+                job = None  # a broken file can always be removed (by whoever may see every job)
+            if not auth.may_see(job):
+                abort(404, message="Job not found")
             if job is not None and job["status"] == JobStatus.PROCESSING.value:
                 abort(400, message="Cannot delete job that is currently processing")
             store.delete(job_id)
