@@ -32,6 +32,7 @@ OUTCOME_INVALID_ANSWER = "failed: the receiver's answer was not HTTP"
 OUTCOME_REDIRECT = "failed: receiver answered 3xx (redirects are not followed)"
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-5]\d\d)(?: [^\r\n]*)?\r?\n")
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")  # bare LF too: some small servers answer that way
 
 
 class _Failed(Exception):
@@ -104,17 +105,17 @@ def _read_status(sock, deadline):
     """The final status code of the answer, read within the deadline (headers only, bounded)."""
     buffer = b""
     while True:
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0 and len(buffer) >= MAX_ANSWER_BYTES:
+        end = _END_OF_HEADERS.search(buffer)
+        if end is None and len(buffer) >= MAX_ANSWER_BYTES:
             raise _Failed(OUTCOME_INVALID_ANSWER, f"no end of headers in the first {MAX_ANSWER_BYTES} bytes")
-        if end >= 0:
+        if end is not None:
             match = _STATUS_LINE.match(buffer)
             if not match:
                 raise _Failed(OUTCOME_INVALID_ANSWER, f"not an HTTP status line: {buffer[:80]!r}")
             status = int(match.group(1))
             if status >= 200:
                 return status
-            buffer = buffer[end + 4:]  # an interim answer (100 Continue): the final one follows
+            buffer = buffer[end.end():]  # an interim answer (100 Continue): the final one follows
             continue
         sock.settimeout(_remaining(deadline))
         try:

@@ -285,11 +285,17 @@ def _interim_then_final(conn):
     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
 
 
+def _bare_newlines(conn):
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.0 202 Accepted\nServer: tiny\n\n")
+
+
 @pytest.mark.parametrize("handle, expected", [
     (_reset, (None, "failed: could not connect")),
     (_silent, (None, "failed: timed out")),
     (_garbage, (None, "failed: the receiver's answer was not HTTP")),
     (_interim_then_final, (204, None)),
+    (_bare_newlines, (202, None)),
 ])
 def test_each_failure_maps_to_one_coarse_sentence(handle, expected):
     with OneShotServer(handle) as server:
