@@ -91,6 +91,8 @@ def _housekeeping(store, settings):
         max_attempts=settings["WEBHOOK_MAX_ATTEMPTS"],
         retry_seconds=settings["WEBHOOK_RETRY_SECONDS"],
         timeout=settings["WEBHOOK_TIMEOUT"],
+        allowed_networks=settings["WEBHOOK_ALLOWED_NETWORKS"],
+        threads=settings["WEBHOOK_THREADS"],
     )
     return Housekeeping(store, video_ttl=settings["VIDEO_TTL"], sender=sender)
 

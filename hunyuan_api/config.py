@@ -8,6 +8,7 @@ import os
 import re
 
 from . import __version__
+from .webhook_guard import parse_networks
 
 # A key's name ends up in job files and logs: plain words only.
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -95,6 +96,11 @@ def _protection_settings(env):
         "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", env.get("WEBHOOK_MAX_ATTEMPTS", "5"), 1),
         "WEBHOOK_RETRY_SECONDS": _float("WEBHOOK_RETRY_SECONDS", env.get("WEBHOOK_RETRY_SECONDS", "2"), 0.01),
         "WEBHOOK_TIMEOUT": _float("WEBHOOK_TIMEOUT", env.get("WEBHOOK_TIMEOUT", "10"), 0.1),
+        # Empty: webhooks reach public addresses only (see webhook_guard).
+        "WEBHOOK_ALLOWED_NETWORKS": parse_networks(
+            "WEBHOOK_ALLOWED_NETWORKS", env.get("WEBHOOK_ALLOWED_NETWORKS", "")
+        ),
+        "WEBHOOK_THREADS": _int("WEBHOOK_THREADS", env.get("WEBHOOK_THREADS", "2"), 1),
     }
 
 

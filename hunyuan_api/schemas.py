@@ -1,9 +1,12 @@
 """Request and response schemas: they validate input and document the API (OpenAPI)."""
 
+from urllib.parse import urlsplit
+
 import marshmallow as ma
 from flask import current_app
 from marshmallow import validate
 
+from . import webhook_guard
 from .job_record import JobStatus
 from .params import CONFIGURABLE, MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
 
@@ -13,6 +16,30 @@ _RANGE_ERROR = "Must be between {min} and {max}; got {input}."
 def _not_blank(text):
     if not text.strip():
         raise ma.ValidationError("Must not be empty or only whitespace.")
+
+
+def _reachable_webhook(url):
+    """Refuse a webhook URL whose host is, or resolves to, an address webhooks may not reach.
+
+    The same check runs again when each attempt connects (webhook_client), so
+    this one is for a clear answer now, not the only defence.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # not a URL: the Url field says so
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    try:
+        webhook_guard.check_url(url, current_app.config.get("WEBHOOK_ALLOWED_NETWORKS", ()))
+    except ValueError:
+        return  # a malformed port: the Url field says so
+    except (webhook_guard.AddressNotAllowed, webhook_guard.HostUnresolvable):
+        # One message for both, so answers do not tell which internal names exist.
+        raise ma.ValidationError(
+            f"The host {parts.hostname!r} is not, or does not resolve to, a public internet address; webhooks "
+            "are only sent to public addresses unless the operator allows a network (WEBHOOK_ALLOWED_NETWORKS)."
+        ) from None
 
 
 def _configured(name):
@@ -83,9 +110,12 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
         load_default=None,
         require_tld=False,
         schemes={"http", "https"},
+        validate=_reachable_webhook,
         metadata={
             "description": "Optional http(s) URL: once the job has finished (completed, failed or canceled) the "
-            "service POSTs its status body there, signed with WEBHOOK_SECRET (X-Hunyuan-Signature)."
+            "service POSTs its status body there, signed with WEBHOOK_SECRET (X-Hunyuan-Signature). Its host "
+            "must be a public address unless the operator allows others (WEBHOOK_ALLOWED_NETWORKS); redirects "
+            "are not followed."
         },
     )
 

@@ -6,20 +6,26 @@ Delivery state lives in the job file (`webhook`), and an attempt is claimed unde
 the store lock before it is made (`sending_until`), so with several gunicorn
 workers exactly one of them sends each attempt. A failed attempt is retried after
 WEBHOOK_RETRY_SECONDS, doubling each time, up to WEBHOOK_MAX_ATTEMPTS attempts.
-Sending happens on a background thread: neither an API request nor a runner ever
-waits for a receiver.
+
+Sending happens on a fixed pool of WEBHOOK_THREADS delivery threads per process
+fed by a bounded queue: neither an API request nor a runner ever waits for a
+receiver, and no receiver can make a process start more threads. An attempt is
+claimed only when a delivery thread takes it, and it ends within WEBHOOK_TIMEOUT
+of its claim (webhook_client's total deadline), well inside its claim's lease, so
+a slow receiver never gets a second attempt while the first is still open.
+Where a webhook may be sent is webhook_guard's decision (WEBHOOK_ALLOWED_NETWORKS).
 """
 
 import hashlib
 import hmac
 import json
 import logging
+import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
 
+from . import webhook_client
 from .job_record import JobStatus, parse_time, utc_now
 from .job_store import JobFileUnreadable, JobNotFound
 
@@ -30,6 +36,15 @@ TIMESTAMP_HEADER = "X-Hunyuan-Timestamp"
 EVENT_HEADER = "X-Hunyuan-Event"
 # A claimed attempt whose sender died (worker restarted mid-send) is retried after this much longer.
 _CLAIM_MARGIN_SECONDS = 30
+# Jobs waiting for a delivery thread; more wait in their files and are offered again on later ticks.
+_QUEUE_SIZE = 256
+# A delivery thread with nothing to send for this long ends; send_due starts one again when needed.
+_IDLE_SECONDS = 30
+# Backoff doubles per attempt; past this it would only overflow, not help.
+_MAX_RETRY_DELAY_SECONDS = 86400
+
+OUTCOME_INTERRUPTED = "failed: the attempt did not finish"
+OUTCOME_INTERNAL = "failed: could not send"
 
 
 def new_delivery(url):
@@ -56,18 +71,69 @@ def due_at(job):
 
 
 class WebhookSender:
-    """Claims due webhook attempts and sends them on background threads."""
+    """Claims due webhook attempts and sends them on a fixed pool of delivery threads."""
 
-    def __init__(self, store, describe, secret="", max_attempts=5, retry_seconds=2.0, timeout=10.0):
+    def __init__(self, store, describe, secret="", max_attempts=5, retry_seconds=2.0, timeout=10.0,
+                 allowed_networks=(), threads=2):
         self.store = store
         self.describe = describe  # job record -> status body (the API's own view)
         self.secret = secret
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
         self.timeout = timeout
+        self.allowed_networks = tuple(allowed_networks)
+        self.threads = threads
+        self._queue = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._queued = set()  # job ids waiting or being sent: a job is offered again every tick until claimed
+        self._workers = set()
+        self._lock = threading.Lock()
 
     def send_due(self, job_id):
-        """Claim the job's next attempt if it is still due, and send it in the background."""
+        """Queue the job's next attempt for a delivery thread (which claims it if still due).
+
+        Returns False when it is already queued or the queue is full: the job
+        stays due, so a later tick offers it again.
+        """
+        with self._lock:
+            if job_id in self._queued:
+                return False
+            try:
+                self._queue.put_nowait(job_id)
+            except queue.Full:
+                return False
+            self._queued.add(job_id)
+            while len(self._workers) < self.threads:
+                thread = threading.Thread(target=self._work, name="webhook-sender", daemon=True)
+                self._workers.add(thread)
+                thread.start()
+        return True
+
+    def delivery_threads(self):
+        """The delivery threads this sender has alive now (at most `threads`)."""
+        with self._lock:
+            return [thread for thread in self._workers if thread.is_alive()]
+
+    def _work(self):
+        """A delivery thread: send queued attempts one at a time; end after a while with nothing to do."""
+        while True:
+            try:
+                job_id = self._queue.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:  # under the lock send_due sees this thread gone and starts another
+                    if self._queue.empty():
+                        self._workers.discard(threading.current_thread())
+                        return
+                continue
+            try:
+                self._attempt(job_id)
+            except Exception:  # a bug in one attempt must not end the thread
+                log.exception("webhook of job %s: attempt failed", job_id)
+            finally:
+                with self._lock:
+                    self._queued.discard(job_id)
+
+    def _claim(self, job_id):
+        """Count and lease the job's next attempt if it is still due: (job, attempt) or None."""
         now = datetime.now(timezone.utc)
         claimed = {}
 
@@ -76,6 +142,12 @@ class WebhookSender:
             if when is None or when > now:
                 return False
             hook = job["webhook"]
+            if hook["attempts"] >= self.max_attempts:
+                # The last attempt was claimed but never recorded (its process died): that was the last one.
+                hook["sending_until"] = None
+                hook["gave_up_at"] = utc_now()
+                hook["last_error"] = hook.get("last_error") or OUTCOME_INTERRUPTED
+                return None
             hook["attempts"] += 1
             hook["sending_until"] = (now + timedelta(seconds=self.timeout + _CLAIM_MARGIN_SECONDS)).isoformat(
                 timespec="milliseconds"
@@ -85,47 +157,43 @@ class WebhookSender:
         try:
             job = self.store.update(job_id, claim)
         except (JobNotFound, JobFileUnreadable):
-            return False
-        if not claimed:
-            return False
-        thread = threading.Thread(target=self._deliver, args=(job, claimed["attempt"]),
-                                  name=f"webhook-{job_id}", daemon=True)
-        thread.start()
-        return True
+            return None
+        return (job, claimed["attempt"]) if claimed else None
 
-    def _deliver(self, job, attempt):
+    def _attempt(self, job_id):
+        """Claim, build, sign and POST the job's status body; record the outcome."""
+        claimed = self._claim(job_id)
+        if claimed is None:
+            return
+        started = time.monotonic()
+        job, attempt = claimed
+        status, outcome, reason = None, OUTCOME_INTERNAL, "not sent"
         try:
-            self._post(job, attempt)
-        except Exception as exc:  # a bug here must not leave the attempt claimed until its lease ends
-            log.exception("webhook of job %s failed", job["job_id"])
-            self._record(job["job_id"], attempt, None, f"could not send: {type(exc).__name__}: {exc}")
-
-    def _post(self, job, attempt):
-        """Build, sign and POST the job's status body; record the outcome."""
-        body = json.dumps(self.describe(job), sort_keys=True).encode("utf-8")
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "hunyuan-api-webhook",
-            EVENT_HEADER: f"job.{job['status']}",
-            TIMESTAMP_HEADER: str(int(time.time())),
-        }
-        if self.secret:
-            headers[SIGNATURE_HEADER] = sign(self.secret, body)
-        status, error = None, None
-        try:
-            request = urllib.request.Request(job["webhook"]["url"], data=body, headers=headers, method="POST")
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"the receiver answered HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            error = f"could not reach the receiver: {getattr(exc, 'reason', exc)}"
-        if error is None and not 200 <= status < 300:
-            error = f"the receiver answered HTTP {status}"
-        self._record(job["job_id"], attempt, status, error)
+            body = json.dumps(self.describe(job), sort_keys=True).encode("utf-8")
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "hunyuan-api-webhook",
+                EVENT_HEADER: f"job.{job['status']}",
+                TIMESTAMP_HEADER: str(int(time.time())),
+            }
+            if self.secret:
+                headers[SIGNATURE_HEADER] = sign(self.secret, body)
+            left = self.timeout - (time.monotonic() - started)  # the deadline runs from the claim
+            status, outcome, reason = webhook_client.post(
+                job["webhook"]["url"], body, headers, left, self.allowed_networks
+            )
+        except Exception:  # a bug here must not leave the attempt claimed until its lease ends
+            log.exception("webhook of job %s, attempt %s could not be sent", job_id, attempt)
+        if outcome is not None:
+            log.warning("webhook of job %s, attempt %s: %s (%s)", job_id, attempt, outcome, reason)
+        self._record(job_id, attempt, status, outcome)
 
     def _record(self, job_id, attempt, status, error):
-        """Write an attempt's outcome: delivered, retry later, or given up."""
+        """Write an attempt's outcome: delivered, retry later, or given up.
+
+        `error` is the coarse outcome sentence (None when delivered): it is what
+        the job's status shows, so it never carries the receiver's words.
+        """
 
         def record(job):
             hook = job.get("webhook")
@@ -140,11 +208,9 @@ class WebhookSender:
             elif attempt >= self.max_attempts:
                 hook["gave_up_at"] = utc_now()
             else:
-                delay = self.retry_seconds * 2 ** (attempt - 1)
+                delay = min(self.retry_seconds * 2 ** (min(attempt, 40) - 1), _MAX_RETRY_DELAY_SECONDS)
                 hook["next_attempt_at"] = (now + timedelta(seconds=delay)).isoformat(timespec="milliseconds")
 
-        if error:
-            log.warning("webhook of job %s, attempt %s: %s", job_id, attempt, error)
         try:
             self.store.update(job_id, record)
         except (JobNotFound, JobFileUnreadable):

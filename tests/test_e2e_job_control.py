@@ -24,6 +24,7 @@ MEDIUM_REQUEST = dict(SMALL_REQUEST, width=640, height=480, video_length=61, num
 @pytest.fixture
 def server(data_dir):
     with GunicornServer(data_dir, workers=2, MAX_WORKERS=1, API_KEY="e2e-key", WEBHOOK_SECRET=SECRET,
+                        WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
                         SUPERVISOR_POLL_INTERVAL="0.5", MIN_FREE_DISK_MB="1") as running:
         yield running
     kill_all_runners(data_dir)

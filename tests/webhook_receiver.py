@@ -8,11 +8,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WebhookReceiver:
-    """Records every POST; answers `fail_first` of them with HTTP 500, the rest with 204."""
+    """Records every POST; answers `fail_first` of them with HTTP 500, the rest with 204.
 
-    def __init__(self, secret, fail_first=0):
+    With `answer` = (status, headers, body) it answers every POST with that instead
+    (a redirect, a 401 with a body that must not reach the job's status).
+    """
+
+    def __init__(self, secret, fail_first=0, answer=None):
         self.secret = secret
         self.fail_first = fail_first
+        self.answer = answer
         self.requests = []  # (headers, body bytes, answered status)
         self._lock = threading.Lock()
         receiver = self
@@ -22,10 +27,14 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
                     status = 500 if len(receiver.requests) < receiver.fail_first else 204
+                    status, headers, content = receiver.answer or (status, {}, b"")
                     receiver.requests.append((dict(self.headers), body, status))
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
+                self.wfile.write(content)
 
             def log_message(self, *args):
                 pass
