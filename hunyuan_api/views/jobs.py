@@ -4,9 +4,10 @@ from filelock import FileLock
 from flask import current_app
 from flask import request as flask_request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from .. import admission, idempotency, model_source, params, webhooks
+from ..api import Blueprint
 from ..job_record import JobStatus, new_job, new_job_id
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..schemas import (
