@@ -66,8 +66,9 @@ class _CappedInput:
 
 
 def _too_large(limit, setting, length=None):
-    size = f"is {length} bytes" if length is not None else "is larger than that"
-    return f"The request body {size}; the limit for this kind of body is {limit} bytes ({setting})."
+    if length is None:
+        return f"The request body is over {limit} bytes, the limit for this kind of body ({setting})."
+    return f"The request body is {length} bytes; the limit for this kind of body is {limit} bytes ({setting})."
 
 
 def install(app, api):

@@ -257,6 +257,13 @@ class ModelStateSchema(ma.Schema):
     problem = ma.fields.String(allow_none=True)
 
 
+class HealthModelSchema(ModelStateSchema):
+    """The model as /health shows it: open without a key, so without its path (on /api/info)."""
+
+    class Meta:
+        exclude = ("path",)
+
+
 class HealthSchema(ma.Schema):
     """GET /health."""
 
@@ -268,6 +275,5 @@ class HealthSchema(ma.Schema):
     running_runners = ma.fields.Integer(metadata={"description": "Jobs whose runner processes are alive"})
     max_workers = ma.fields.Integer()
     unreadable_jobs = ma.fields.Integer()
-    # Open without a key: no paths (the model's path is on /api/info).
-    model = ma.fields.Nested(ModelStateSchema, exclude=("path",))
+    model = ma.fields.Nested(HealthModelSchema)
     problems = ma.fields.List(ma.fields.String())

@@ -323,7 +323,8 @@ def test_health_and_the_open_routes_reveal_no_path(tmp_path, tiny_model, host_ca
     health = client.get("/health").get_json()
     assert health["status"] == "healthy" and health["unreadable_jobs"] == 1 and "path" not in health["model"]
     # The key-protected /api/info keeps the model's path for operators.
-    assert client.get("/api/info").get_json()["model"]["path"] == str(data_dir.resolve() / "models" / EMBEDDED_MODEL_NAME)
+    model_path = client.get("/api/info").get_json()["model"]["path"]
+    assert model_path == str(data_dir.resolve() / "models" / EMBEDDED_MODEL_NAME)
 
 
 def test_health_names_a_missing_model_path_by_its_setting_not_its_folders(tmp_path):

@@ -112,7 +112,8 @@ def cmd_show(store, args):
                            ("log", store.log_path(args.job_id)))
     }
     lines = [json.dumps(job, indent=2, sort_keys=False, ensure_ascii=True)]
-    lines += [f"{name}: {printable(info['path'])} ({human_bytes(info['bytes']) if info['bytes'] is not None else 'absent'})"
+    lines += [f"{name}: {printable(info['path'])} "
+              f"({human_bytes(info['bytes']) if info['bytes'] is not None else 'absent'})"
               for name, info in files.items()]
     emit(args, {"job": job, "files": files}, lines)
     return EXIT_OK

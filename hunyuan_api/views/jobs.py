@@ -45,6 +45,7 @@ class Generate(MethodView):
     @blp.alt_response(400, description="The body is not valid JSON")
     @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     @blp.alt_response(409, description="The Idempotency-Key was used before with a different request body")
+    @blp.alt_response(413, description="The body is larger than MAX_BODY_KB (refused before it is read)")
     @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range")
     @blp.alt_response(429, description="The queue is full (MAX_QUEUE); Retry-After says when to try again")
     @blp.alt_response(503, description="Model not ready yet (Retry-After says when to try again)")
