@@ -10,7 +10,7 @@ import logging  # noqa: E402  (the version must exist before the modules that re
 
 from flask import Flask  # noqa: E402
 
-from . import auth, config, params  # noqa: E402
+from . import auth, body_limits, config, params  # noqa: E402
 from .api import Api  # noqa: E402
 from .job_store import JobStore  # noqa: E402
 from .model_source import EmbeddedModelBuilder, resolve  # noqa: E402
@@ -55,6 +55,7 @@ def create_app(test_config=None):
 
     api = Api(app)
     auth.install(app, api)
+    body_limits.install(app, api)
     api.register_blueprint(general.blp)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(videos.blp)

@@ -79,6 +79,9 @@ def from_environ(environ=None):
         "EVENTS_KEEPALIVE": _float("EVENTS_KEEPALIVE", env.get("EVENTS_KEEPALIVE", "15"), 1),
         "EVENTS_MAX_SECONDS": _float("EVENTS_MAX_SECONDS", env.get("EVENTS_MAX_SECONDS", "300"), 1),
         "EVENTS_MAX_STREAMS": _events_max_streams(env),
+        # Request bodies: JSON (and any other non-multipart body) vs multipart uploads; see body_limits.py.
+        "MAX_BODY_KB": _int("MAX_BODY_KB", env.get("MAX_BODY_KB", "64"), 1),
+        "MAX_UPLOAD_MB": _int("MAX_UPLOAD_MB", env.get("MAX_UPLOAD_MB", "32"), 1),
         **_protection_settings(env),
     }
 

@@ -50,11 +50,14 @@ def read_metadata(path):
         return {}
 
 
-def describe(source):
+def describe(source, reveal_paths=True):
     """The model's state for `/health`, `/api/info` and job records.
 
     `ready` says whether a runner could load it now; when it cannot, `problem`
-    says why in words an operator can act on.
+    says why in words an operator can act on. With `reveal_paths=False` (for
+    `/health`, which is open without a key) there is no `path`, and `problem`
+    names the setting rather than the folder, and never quotes a build error
+    (which may hold paths): the full sentence is on the key-protected /api/info.
     """
     metadata = read_metadata(source.path)
     info = {
@@ -71,20 +74,24 @@ def describe(source):
         "ready": False,
         "problem": None,
     }
+    folder = f"MODEL_PATH {source.path}" if reveal_paths else "MODEL_PATH"
     if source.embedded:
         # The metadata file is written last by the builder, so it marks a complete build.
         if METADATA_FILE in _names(source.path):
             info["ready"] = True
         else:
             error = _build_error(source)
+            if error and not reveal_paths:
+                error = "see GET /api/info"
             info["problem"] = f"embedded model build failed: {error}" if error else "embedded model is being built"
-        return info
-    if not source.path.is_dir():
-        info["problem"] = f"MODEL_PATH {source.path} does not exist or is not a folder"
+    elif not source.path.is_dir():
+        info["problem"] = f"{folder} does not exist or is not a folder"
     elif not (source.path / "model_index.json").is_file():
-        info["problem"] = f"MODEL_PATH {source.path} has no model_index.json: it is not a diffusers-format model"
+        info["problem"] = f"{folder} has no model_index.json: it is not a diffusers-format model"
     else:
         info["ready"] = True
+    if not reveal_paths:
+        del info["path"]
     return info
 
 

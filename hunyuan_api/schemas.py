@@ -1,5 +1,7 @@
 """Request and response schemas: they validate input and document the API (OpenAPI)."""
 
+import numbers
+import re
 from urllib.parse import urlsplit
 
 import marshmallow as ma
@@ -16,6 +18,34 @@ _RANGE_ERROR = "Must be between {min} and {max}; got {input}."
 def _not_blank(text):
     if not text.strip():
         raise ma.ValidationError("Must not be empty or only whitespace.")
+
+
+# C0 and C1 control characters other than tab and newline (ESC starts terminal escape
+# sequences, CR rewrites a line), and unpaired surrogates (a Python str holds a
+# surrogate only when it is unpaired: JSON's paired escapes decode to one code point).
+_FORBIDDEN_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _plain_text(text):
+    """Refuse characters that tokenizers cannot encode or that terminals act on."""
+    found = _FORBIDDEN_IN_TEXT.search(text)
+    if found:
+        char = found.group()
+        kind = "an unpaired surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+        raise ma.ValidationError(
+            f"Must not contain {kind} (U+{ord(char):04X} at position {found.start()}); "
+            "only newline and tab are allowed besides printable text."
+        )
+
+
+class StrictFloat(ma.fields.Float):
+    """A Float that takes JSON numbers only, as the strict Integer fields do: "2.0" is refused."""
+
+    def _validated(self, value):
+        # bool is a number to Python; marshmallow's Number refuses it already.
+        if not isinstance(value, numbers.Real):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 def _reachable_webhook(url):
@@ -63,7 +93,7 @@ def _parameter_fields():
     """
     fields = {}
     for p in PARAMETERS:
-        field_class = ma.fields.Integer if p.kind is int else ma.fields.Float
+        field_class = ma.fields.Integer if p.kind is int else StrictFloat
         options = {"strict": True} if p.kind is int else {"allow_nan": False}
         if p.name in CONFIGURABLE:
             default, check = (lambda name=p.name: _configured(name).default), _configured_range(p.name)
@@ -86,7 +116,7 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
 
     prompt = ma.fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=MAX_PROMPT_CHARS), _not_blank],
+        validate=[validate.Length(min=1, max=MAX_PROMPT_CHARS), _not_blank, _plain_text],
         metadata={"description": "Text description of the video.", "example": "A cat walks on the grass, realistic style."},
     )
     seed = ma.fields.Integer(
@@ -99,7 +129,7 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
     negative_prompt = ma.fields.String(
         allow_none=True,
         load_default=None,
-        validate=validate.Length(max=MAX_PROMPT_CHARS),
+        validate=[validate.Length(max=MAX_PROMPT_CHARS), _plain_text],
         metadata={
             "description": "What the video should not show. Used only when guidance_scale > 1 "
             "(real classifier-free guidance); then an empty one is used if none is given."
@@ -256,6 +286,13 @@ class ModelStateSchema(ma.Schema):
     problem = ma.fields.String(allow_none=True)
 
 
+class HealthModelSchema(ModelStateSchema):
+    """The model as /health shows it: open without a key, so without its path (on /api/info)."""
+
+    class Meta:
+        exclude = ("path",)
+
+
 class HealthSchema(ma.Schema):
     """GET /health."""
 
@@ -267,5 +304,5 @@ class HealthSchema(ma.Schema):
     running_runners = ma.fields.Integer(metadata={"description": "Jobs whose runner processes are alive"})
     max_workers = ma.fields.Integer()
     unreadable_jobs = ma.fields.Integer()
-    model = ma.fields.Nested(ModelStateSchema)
+    model = ma.fields.Nested(HealthModelSchema)
     problems = ma.fields.List(ma.fields.String())

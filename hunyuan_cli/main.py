@@ -17,6 +17,7 @@ from . import (
 )
 from .client import DEFAULT_URL, ApiClient, ApiError, Unreachable
 from .progress import ProgressDisplay, describe, format_seconds
+from .text import printable, tolerate_any_terminal
 
 TERMINAL = ("completed", "failed", "canceled")
 # Flag name -> request field of POST /api/generate, with its type.
@@ -90,8 +91,8 @@ def build_parser():
 
 
 def emit_json(value):
-    """Print a JSON document on stdout."""
-    print(json.dumps(value, indent=2, sort_keys=True))
+    """Print a JSON document on stdout (ASCII only: every other character is a \\u escape)."""
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True))
 
 
 def wait_for_job(client, job_id, timeout=None, interval=1.0, stream=sys.stderr):
@@ -143,7 +144,7 @@ def cmd_generate(client, args):
         if args.json:
             emit_json(submitted)
         else:
-            print(job_id)
+            print(printable(job_id))
             _note_submission(submitted)
         return EXIT_OK
     _note_submission(submitted)
@@ -163,18 +164,18 @@ def cmd_generate(client, args):
     if args.json:
         emit_json(job)
     else:
-        print(os.path.abspath(output) if output else client.base_url + job["video_url"])
+        print(printable(os.path.abspath(output) if output else client.base_url + job["video_url"]))
     return EXIT_OK
 
 
 def _note_submission(submitted):
     """Tell the user on stderr what the server made of the request."""
     eta = submitted.get("eta_seconds")
-    print(f"job {submitted['job_id']} {submitted['status']}"
-          + (f", position {submitted['queue_position']}" if submitted.get("queue_position") else "")
+    print(printable(f"job {submitted['job_id']} {submitted['status']}"
+                    + (f", position {submitted['queue_position']}" if submitted.get("queue_position") else ""))
           + (f", about {format_seconds(eta)}" if eta else ""), file=sys.stderr)
     for adjustment in submitted.get("adjustments") or []:
-        print(f"note: {adjustment}", file=sys.stderr)
+        print(f"note: {printable(adjustment)}", file=sys.stderr)
 
 
 def cmd_status(client, args):
@@ -198,7 +199,7 @@ def cmd_status(client, args):
     ]
     for name, value in lines:
         if value is not None:
-            print(f"{name:>8}: {value}")
+            print(f"{name:>8}: {printable(value)}")
     return EXIT_OK
 
 
@@ -211,12 +212,12 @@ def cmd_list(client, args):
     print(f"{'JOB':36}  {'STATUS':10}  {'PROGRESS':>8}  {'PHASE':14}  {'CREATED':23}  PROMPT")
     for job in answer["jobs"]:
         prompt = (job.get("params") or {}).get("prompt") or ""
-        prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-        print(f"{job['job_id']:36}  {job['status']:10}  {round(job['progress'] * 100):7d}%  "
-              f"{job.get('phase') or '':14}  {job['created_at'][:23]:23}  {prompt}")
+        prompt = printable(prompt if len(prompt) <= 40 else prompt[:39] + "…")
+        print(f"{printable(job['job_id']):36}  {printable(job['status']):10}  {round(job['progress'] * 100):7d}%  "
+              f"{printable(job.get('phase')):14}  {printable(job['created_at'][:23]):23}  {prompt}")
     print(f"{answer['count']} of {answer['total']} job(s)", file=sys.stderr)
     for broken in answer.get("unreadable") or []:
-        print(f"unreadable: {broken['file']}: {broken['error']}", file=sys.stderr)
+        print(f"unreadable: {printable(broken['file'])}: {printable(broken['error'])}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -226,7 +227,7 @@ def cmd_cancel(client, args):
     if args.json:
         emit_json(job)
     else:
-        print(f"job {args.job_id} {job.get('status', 'canceled')}")
+        print(printable(f"job {args.job_id} {job.get('status', 'canceled')}"))
     return EXIT_OK
 
 
@@ -236,7 +237,7 @@ def cmd_delete(client, args):
     if args.json:
         emit_json(answer)
     else:
-        print(answer.get("message") or f"job {args.job_id} deleted")
+        print(printable(answer.get("message") or f"job {args.job_id} deleted"))
     return EXIT_OK
 
 
@@ -248,7 +249,7 @@ def cmd_download(client, args):
     if args.json:
         emit_json({"job_id": args.job_id, "file": os.path.abspath(output), "bytes": size})
     else:
-        print(f"saved {output} ({size} bytes)")
+        print(f"saved {printable(output)} ({size} bytes)")
     return EXIT_OK
 
 
@@ -257,7 +258,12 @@ COMMANDS = {"generate": cmd_generate, "status": cmd_status, "list": cmd_list, "c
 
 
 def main(argv=None):
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Everything printed that came from the server (prompts, errors, ids) goes
+    through `printable`, so no answer can drive the terminal.
+    """
+    tolerate_any_terminal()
     args = build_parser().parse_args(argv)
     url = getattr(args, "url", None) or os.environ.get("HUNYUAN_API_URL") or DEFAULT_URL
     key = getattr(args, "api_key", None) or os.environ.get("HUNYUAN_API_KEY")
@@ -266,15 +272,15 @@ def main(argv=None):
     try:
         return COMMANDS[args.command](client, args)
     except ApiError as error:
-        print(f"error: {error.detail} (HTTP {error.status})", file=sys.stderr)
+        print(f"error: {printable(error.detail)} (HTTP {error.status})", file=sys.stderr)
         if error.status == 401:
             print("hint: pass --api-key or set HUNYUAN_API_KEY", file=sys.stderr)
         return EXIT_HTTP_ERROR
     except Unreachable as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except Failure as failure:
-        print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {printable(failure)}", file=sys.stderr)
         return failure.code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -2,6 +2,8 @@
 
 import time
 
+from .text import printable
+
 BAR_WIDTH = 30
 # Without a terminal, a line is printed when the phase changes or progress moves this much.
 LINE_EVERY = 0.10
@@ -19,7 +21,7 @@ def format_seconds(seconds):
 
 
 def describe(job):
-    """One line about a job's state: percent, phase (with step), time left."""
+    """One line about a job's state: percent, phase (with step), time left; safe to print."""
     phase = job.get("phase") or job["status"]
     if phase == "denoising" and job.get("steps"):
         phase = f"denoising {job.get('step', 0)}/{job['steps']}"
@@ -28,7 +30,7 @@ def describe(job):
     text = f"{round(job.get('progress', 0) * 100):3d}%  {phase}"
     if job.get("eta_seconds") and job["status"] not in ("completed", "failed", "canceled"):
         text += f"  ~{format_seconds(job['eta_seconds'])} left"
-    return text
+    return printable(text)
 
 
 class ProgressDisplay:

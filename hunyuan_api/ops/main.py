@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from hunyuan_cli.text import printable, tolerate_any_terminal
+
 from ..job_store import JobFileUnreadable, JobNotFound, JobStore
 from . import inventory
 
@@ -68,9 +70,13 @@ def human_age(seconds):
 
 
 def emit(args, value, text_lines):
-    """Print `value` as JSON with --json, else the text lines."""
+    """Print `value` as JSON with --json, else the text lines.
+
+    Text that came from job files or file names must already have gone through
+    `printable`; JSON escapes every non-ASCII character by itself (ensure_ascii).
+    """
     if args.json:
-        print(json.dumps(value, indent=2, sort_keys=True))
+        print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True))
     else:
         for line in text_lines:
             print(line)
@@ -81,10 +87,10 @@ def cmd_jobs(store, args):
     rows, unreadable = inventory.job_rows(store)
     lines = [f"{'JOB':36}  {'STATUS':10}  {'PHASE':14}  {'AGE':>5}  {'VIDEO':>9}  PROMPT"]
     for row in rows:
-        prompt = (row["prompt"] or "")[:40]
-        lines.append(f"{row['job_id']:36}  {row['status']:10}  {row['phase'] or '':14}  "
+        prompt = printable((row["prompt"] or "")[:40])
+        lines.append(f"{printable(row['job_id']):36}  {printable(row['status']):10}  {printable(row['phase']):14}  "
                      f"{human_age(row['age_seconds']):>5}  {human_bytes(row['video_bytes']):>9}  {prompt}")
-    lines += [f"UNREADABLE {bad['file']}: {bad['error']}" for bad in unreadable]
+    lines += [f"UNREADABLE {printable(bad['file'])}: {printable(bad['error'])}" for bad in unreadable]
     lines.append(f"{len(rows)} job(s), {len(unreadable)} unreadable file(s)")
     emit(args, {"jobs": rows, "unreadable": unreadable}, lines)
     return EXIT_FOUND if unreadable else EXIT_OK
@@ -95,18 +101,19 @@ def cmd_show(store, args):
     try:
         job = store.get(args.job_id)
     except JobNotFound:
-        print(f"no job {args.job_id} in {store.jobs_dir}", file=sys.stderr)
+        print(f"no job {printable(args.job_id)} in {printable(store.jobs_dir)}", file=sys.stderr)
         return EXIT_NO_JOB
     except JobFileUnreadable as error:
-        print(f"{error.path} cannot be read: {error.reason}", file=sys.stderr)
+        print(f"{printable(error.path)} cannot be read: {printable(error.reason)}", file=sys.stderr)
         return EXIT_NO_JOB
     files = {
         name: {"path": str(path), "bytes": inventory.file_size(path)}
         for name, path in (("video", store.video_path(args.job_id)), ("poster", store.poster_path(args.job_id)),
                            ("log", store.log_path(args.job_id)))
     }
-    lines = [json.dumps(job, indent=2, sort_keys=False)]
-    lines += [f"{name}: {info['path']} ({human_bytes(info['bytes']) if info['bytes'] is not None else 'absent'})"
+    lines = [json.dumps(job, indent=2, sort_keys=False, ensure_ascii=True)]
+    lines += [f"{name}: {printable(info['path'])} "
+              f"({human_bytes(info['bytes']) if info['bytes'] is not None else 'absent'})"
               for name, info in files.items()]
     emit(args, {"job": job, "files": files}, lines)
     return EXIT_OK
@@ -115,7 +122,7 @@ def cmd_show(store, args):
 def cmd_stuck(store, args):
     """Report jobs that will not move on by themselves (exit 1 if there are any)."""
     found = inventory.stuck_jobs(store, args.queued_older_than)
-    lines = [f"{item['job_id']}  {item['reason']}" for item in found] or ["no stuck jobs"]
+    lines = [f"{printable(item['job_id'])}  {printable(item['reason'])}" for item in found] or ["no stuck jobs"]
     emit(args, {"stuck": found}, lines)
     return EXIT_FOUND if found else EXIT_OK
 
@@ -128,7 +135,7 @@ def cmd_prune(store, args):
     removed = [] if args.dry_run else inventory.prune(store, chosen)
     listed = [job["job_id"] for job in chosen] if args.dry_run else removed
     verb = "would delete" if args.dry_run else "deleted"
-    lines = [f"{verb} {job_id}  ({human_bytes(sizes[job_id])})" for job_id in listed]
+    lines = [f"{verb} {printable(job_id)}  ({human_bytes(sizes[job_id])})" for job_id in listed]
     lines.append(f"{verb} {len(listed)} job(s), {human_bytes(sum(sizes[j] for j in listed))}")
     emit(args, {"dry_run": args.dry_run, "jobs": listed, "bytes": sum(sizes[j] for j in listed)}, lines)
     return EXIT_OK
@@ -137,7 +144,7 @@ def cmd_prune(store, args):
 def cmd_du(store, args):
     """Disk use of each folder of the data folder, and free space on its disk."""
     usage = inventory.disk_usage(store.root)
-    lines = [f"{name:>10}  {human_bytes(size):>9}" for name, size in usage["folders"].items()]
+    lines = [f"{printable(name):>10}  {human_bytes(size):>9}" for name, size in usage["folders"].items()]
     lines.append(f"{'total':>10}  {human_bytes(usage['total_bytes']):>9}")
     free, total = human_bytes(usage["disk_free_bytes"]), human_bytes(usage["disk_total_bytes"])
     lines.append(f"{'free':>10}  {free:>9} of {total}")
@@ -150,11 +157,12 @@ COMMANDS = {"jobs": cmd_jobs, "show": cmd_show, "stuck": cmd_stuck, "prune": cmd
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
+    tolerate_any_terminal()
     args = build_parser().parse_args(argv)
     root = Path(args.data_dir)
     # JobStore creates missing folders; a mistyped --data-dir must not grow an empty data folder.
     if not (root / "jobs").is_dir():
-        print(f"error: {root} has no jobs/ folder; is --data-dir (or DATA_DIR) the service's data folder?",
+        print(f"error: {printable(root)} has no jobs/ folder; is --data-dir (or DATA_DIR) the service's data folder?",
               file=sys.stderr)
         return EXIT_USAGE
     return COMMANDS[args.command](JobStore(root), args)

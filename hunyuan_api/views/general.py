@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from .. import __version__, cost_model, model_source, params, precision
+from .. import __version__, body_limits, cost_model, model_source, params, precision
 from ..job_record import JobStatus
 from ..schemas import HealthSchema
 from ..services import services
@@ -70,18 +70,19 @@ class Health(MethodView):
         `status` is "healthy" when jobs can be submitted and run, "starting" while
         the model is not ready yet, and "unhealthy" (with HTTP 503) when the data
         folder cannot be written. `model_loaded` means the model is ready for a
-        runner to load: each job loads it in its own process.
+        runner to load: each job loads it in its own process. No answer holds a
+        path (this route is open without a key); /api/info has them.
         """
         svc = services()
         jobs, unreadable = svc.store.list()
-        model = model_source.describe(svc.model)
+        model = model_source.describe(svc.model, reveal_paths=False)
         counts = {status: 0 for status in JobStatus}
         for job in jobs:
             counts[JobStatus(job["status"])] += 1
         problems = []
         writable = os.access(svc.store.jobs_dir, os.W_OK)
         if not writable:
-            problems.append(f"data folder {svc.store.root} is not writable")
+            problems.append("the data folder (DATA_DIR) is not writable")
         if not model["ready"]:
             problems.append(model["problem"])
         if unreadable:
@@ -132,6 +133,9 @@ class Info(MethodView):
                 "min_free_disk_mb": config["MIN_FREE_DISK_MB"] or None,
                 "video_ttl_seconds": config["VIDEO_TTL"] or None,
                 "api_key_required": bool(config["API_KEY"]),
+                # Bodies over these get 413 before they are read (MAX_BODY_KB, MAX_UPLOAD_MB).
+                "max_body_bytes": body_limits.limits(config)[0],
+                "max_upload_bytes": body_limits.limits(config)[1],
             },
             "runtime": {
                 "device": config["DEVICE"],

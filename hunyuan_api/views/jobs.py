@@ -4,9 +4,10 @@ from filelock import FileLock
 from flask import current_app
 from flask import request as flask_request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from .. import admission, auth, idempotency, model_source, params, webhooks
+from ..api import Blueprint
 from ..job_record import JobStatus, new_job, new_job_id
 from ..job_store import JobFileUnreadable, JobNotFound
 from ..schemas import (
@@ -44,6 +45,7 @@ class Generate(MethodView):
     @blp.alt_response(400, description="The body is not valid JSON")
     @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     @blp.alt_response(409, description="The Idempotency-Key was used before with a different request body")
+    @blp.alt_response(413, description="The body is larger than MAX_BODY_KB (refused before it is read)")
     @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range")
     @blp.alt_response(429, description="The queue is full (MAX_QUEUE); Retry-After says when to try again")
     @blp.alt_response(503, description="Model not ready yet (Retry-After says when to try again)")
