@@ -7,15 +7,15 @@ as it likes: 16 such connections pin every thread of two 8-thread workers (a
 "slowloris" attack), and the API stops answering.
 
 `SlowClientSafeWorker` keeps gunicorn's model (a selector loop that accepts and parks
-connections, a thread pool that serves requests) and changes one thing: a thread only
-takes bytes that have already arrived (non-blocking reads), and until a request's whole
+connections, a thread pool that serves requests) and changes two things. First, a thread
+only takes bytes that have already arrived (non-blocking reads), and until a request's whole
 head (request line and headers) is in, the connection waits in the worker's selector,
 not in a thread. Each request gets a total deadline, `WEB_HEADER_TIMEOUT` seconds from
 its first moment of waiting, to deliver its head; after that the connection is closed.
 Threads therefore only ever serve requests whose heads are complete, however many slow
 clients are connected (up to gunicorn's `worker_connections` per worker).
 
-It also moves gthread's "graceful" close off the main loop. After a response that
+Second, it moves gthread's "graceful" close off the main loop. After a response that
 closes the connection, gthread half-closes it and then waits, on the worker's single
 main loop, up to 2 s for the client to close its side. A client that sends a complete
 HTTP/1.0 request and never closes stalled the whole worker (accepting, dispatching)

@@ -8,26 +8,35 @@ import time
 
 import requests
 
-# A request head that never ends: the request line, then one more header line after another.
-_HEAD = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-_FILLER = b"X-Slow: 1\r\n"
+# What each kind of slow client sends at once, then byte by byte, then repeats forever.
+KINDS = {
+    # A request head that never ends: the request line, then one more header line after another.
+    "head": (b"", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: 1\r\n"),
+    # A whole head, then a JSON body that never ends (it announces 100 kB and sends a byte a time).
+    "body": (b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 100000\r\n\r\n", b'{"prompt": "', b"a"),
+}
 
 
 class SlowClients:
-    """`count` connections that each send a request head one byte every `interval` seconds, never finishing it.
+    """`count` connections that each send a request one byte every `interval` seconds, never finishing it.
+
+    `kind` "head" trickles the request head (slowloris); "body" sends a whole head at
+    once and trickles the body.
 
     With `reconnect`, a connection the server closes is replaced at once (an attacker
     keeping the pressure on); without it, each connection's lifetime is recorded in
     `lifetimes` (seconds from connect until the server closed it).
     """
 
-    def __init__(self, host, port, count=32, interval=2.0, reconnect=False):
+    def __init__(self, host, port, count=32, interval=2.0, reconnect=False, kind="head"):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("slow clients only ever connect to loopback")
         self.address = (host, port)
         self.count = count
         self.interval = interval
         self.reconnect = reconnect
+        self.prefix, self.start_bytes, self.filler = KINDS[kind]
         self.lifetimes = []
         self.opened = 0
         self._conns = {}  # socket -> [opened at, bytes sent]
@@ -41,14 +50,15 @@ class SlowClients:
         self._conns[sock] = [time.monotonic(), 0]
         self._selector.register(sock, selectors.EVENT_READ)
         self.opened += 1
+        if self.prefix:
+            sock.send(self.prefix)
         self._send_byte(sock)
 
-    @staticmethod
-    def _byte(index):
-        if index < len(_HEAD):
-            return _HEAD[index:index + 1]
-        index = (index - len(_HEAD)) % len(_FILLER)
-        return _FILLER[index:index + 1]
+    def _byte(self, index):
+        if index < len(self.start_bytes):
+            return self.start_bytes[index:index + 1]
+        index = (index - len(self.start_bytes)) % len(self.filler)
+        return self.filler[index:index + 1]
 
     def _send_byte(self, sock):
         state = self._conns[sock]
