@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hunyuan_api.model_source import EMBEDDED_MODEL_NAME
-from hunyuan_api.web_worker import head_is_complete, header_timeout_from_environ
+from hunyuan_api.web_worker import head_is_complete, header_timeout_from_environ, max_head_bytes
 
 from .conftest import wait_for
 from .server import GunicornServer
@@ -114,6 +114,18 @@ def test_clients_that_never_close_their_side_do_not_stall_a_worker(server):
     finally:
         for sock in clients:
             sock.close()
+
+
+def test_a_head_larger_than_gunicorn_accepts_gets_gunicorns_own_431(server):
+    # Parity with gthread (which answers the same): the worker stops collecting a head at
+    # gunicorn's own size limit and refuses it, rather than buffering without end.
+    from gunicorn.config import Config
+
+    limit = max_head_bytes(Config())  # the server runs gunicorn's default header limits
+    with connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * (limit + 1 - 29))
+        sock.settimeout(5)
+        assert sock.recv(100).startswith(b"HTTP/1.1 431 ")
 
 
 def test_a_malformed_head_deadline_stops_the_server_at_start(data_dir):
