@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from hunyuan_api import config as service_settings  # not "config": gunicorn reads that name as a setting
+from hunyuan_api import web_worker
 from hunyuan_api.model_source import EmbeddedModelBuilder, resolve
 from hunyuan_api.supervisor import PROJECT_ROOT
 
@@ -19,8 +20,13 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threaded workers: an open event stream (GET /api/jobs/<id>/events) holds one thread,
 # not a whole process, and at most EVENTS_MAX_STREAMS of a worker's threads (config.py
 # keeps that below WEB_THREADS), so streams never starve the rest of the API.
-worker_class = "gthread"
+# gthread, except that neither a thread nor the main loop ever waits for a slow client:
+# request heads are collected in the worker's selector and must arrive within
+# WEB_HEADER_TIMEOUT seconds (see web_worker.py), so slow clients cannot pin the threads.
+worker_class = "hunyuan_api.web_worker.SlowClientSafeWorker"
 threads = int(os.environ.get("WEB_THREADS", "8"))
+# Checked here so a malformed value stops the server at start; each worker reads it again.
+web_worker.header_timeout_from_environ()
 # Video downloads can take a while on slow links.
 timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
 accesslog = "-"
