@@ -9,6 +9,7 @@
   runner's end only once its processes are gone.
 """
 
+import json
 import os
 import signal
 import threading
@@ -17,8 +18,9 @@ import time
 import psutil
 import pytest
 
-from hunyuan_api import cancel, config, processes
+from hunyuan_api import cancel, config, heartbeat, processes
 from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_api.ops import inventory
 from hunyuan_api.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
@@ -181,6 +183,8 @@ def test_delete_of_a_finished_job_whose_runner_does_not_exit_is_409_and_keeps_it
         assert "still exiting" in response.json["detail"] and response.headers["Retry-After"] == "1"
         assert store.job_path(first).exists()
         assert supervisor.tick() == [] and store.get(second)["status"] == "queued"
+        # `hunyuan-ops prune` follows the same rule.
+        assert inventory.prune(store, [store.get(first)]) == [] and store.job_path(first).exists()
     finally:
         os.killpg(record["runner"]["guard"]["pid"], signal.SIGKILL)
     wait_for(lambda: not any_alive(record), 10, message="the lingering runner to be gone")
@@ -230,3 +234,26 @@ def test_runner_stall_seconds_must_be_a_number_of_seconds(value):
 def test_stall_detection_is_on_by_default():
     assert config.from_environ({})["RUNNER_STALL_SECONDS"] == 1800
     assert config.from_environ({"RUNNER_STALL_SECONDS": "0"})["RUNNER_STALL_SECONDS"] == 0
+
+
+def test_the_stall_limit_grows_for_a_job_whose_single_block_is_predicted_to_take_longer(tmp_path):
+    # A transformer block is the longest call with no beat inside it. The real 13B model's shapes
+    # (a folder with its configs, no weights) at the largest size: one block takes far longer on a
+    # CPU than RUNNER_STALL_SECONDS, so that job gets more; at a small size the setting stands.
+    model = tmp_path / "hunyuan-13b-configs"
+    for component, values in {
+        "transformer": {"num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40},
+        "vae": {},
+    }.items():
+        (model / component).mkdir(parents=True)
+        (model / component / "config.json").write_text(json.dumps(values))
+    job = new_job(new_job_id(), {}, dict(SMALL_REQUEST, seed=1, guidance_scale=1.0), [],
+                  {"name": "HunyuanVideo", "path": str(model), "demo": False})
+    job["runner"] = {"runtime": {"threads": 0, "max_workers": 1}}
+    assert heartbeat.stall_limit(1800, job, tmp_path / "data") == 1800
+    job["params"].update(width=1280, height=1280, video_length=129)
+    limit = heartbeat.stall_limit(1800, job, tmp_path / "data")
+    assert limit > 1800
+    assert f"no progress for {limit:.0f} s (RUNNER_STALL_SECONDS=1800, raised for this job's size)" in (
+        heartbeat.stall_reason(limit, 1800))
+    assert heartbeat.stall_limit(0, job, tmp_path / "data") == 0
