@@ -231,9 +231,11 @@ def test_runner_stall_seconds_must_be_a_number_of_seconds(value):
         config.from_environ({"RUNNER_STALL_SECONDS": value})
 
 
-def test_stall_detection_is_on_by_default():
+def test_stall_detection_is_on_by_default_and_shown_on_api_info(data_dir):
     assert config.from_environ({})["RUNNER_STALL_SECONDS"] == 1800
     assert config.from_environ({"RUNNER_STALL_SECONDS": "0"})["RUNNER_STALL_SECONDS"] == 0
+    limits = make_app(data_dir).test_client().get("/api/info").json["limits"]
+    assert limits["runner_stall_seconds"] == 1800
 
 
 def test_the_stall_limit_grows_for_a_job_whose_single_block_is_predicted_to_take_longer(tmp_path):
