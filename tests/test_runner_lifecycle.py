@@ -101,13 +101,13 @@ def test_a_stalled_runner_whose_guard_died_is_stopped_by_the_supervisor(store):
 
 
 def test_a_real_job_beats_through_its_work_and_completes_under_a_short_stall_limit(data_dir, store):
-    # The real runner and the tiny model: the heartbeat must come from its work (imports, loads,
-    # blocks, steps, frames), so a limit far shorter than the job passes, and the gaps between
-    # beats stay below it.
+    # The real runner and the tiny model at the default size (10-25 s on two cores): the heartbeat
+    # must come from its work (imports, loads, blocks, steps, frames), so a limit far shorter than
+    # the job passes, and the gaps between beats (about 1 s, the throttle) stay below it.
     stall = 5
     app = make_app(data_dir, ENVIRON={"RUNNER_STALL_SECONDS": str(stall), "MAX_WORKERS": "1"})
     supervisor = app.extensions["hunyuan_api"].supervisor
-    response = app.test_client().post("/api/generate", json=SMALL_REQUEST)
+    response = app.test_client().post("/api/generate", json=dict(SMALL_REQUEST, width=640, height=480, video_length=61))
     assert response.status_code == 200, response.json
     job_id = response.json["job_id"]
     beat_file = store.heartbeat_path(job_id)
@@ -243,10 +243,8 @@ def test_the_stall_limit_grows_for_a_job_whose_single_block_is_predicted_to_take
     # (a folder with its configs, no weights) at the largest size: one block takes far longer on a
     # CPU than RUNNER_STALL_SECONDS, so that job gets more; at a small size the setting stands.
     model = tmp_path / "hunyuan-13b-configs"
-    for component, values in {
-        "transformer": {"num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40},
-        "vae": {},
-    }.items():
+    real_transformer = {"num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40}
+    for component, values in {"transformer": real_transformer, "vae": {}}.items():
         (model / component).mkdir(parents=True)
         (model / component / "config.json").write_text(json.dumps(values))
     job = new_job(new_job_id(), {}, dict(SMALL_REQUEST, seed=1, guidance_scale=1.0), [],
