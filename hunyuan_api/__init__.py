@@ -45,6 +45,7 @@ def create_app(test_config=None):
         runtime=config.runner_runtime(app.config),
         worker_command=app.config["WORKER_COMMAND"],
         job_timeout=app.config["JOB_TIMEOUT"],
+        stall_seconds=app.config["RUNNER_STALL_SECONDS"],
         poll_interval=app.config["SUPERVISOR_POLL_INTERVAL"],
         model_builder=builder,
         housekeeping=housekeeping,

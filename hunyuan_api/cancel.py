@@ -5,10 +5,12 @@ is being canceled. For a processing job the store lock is held while its runner
 process group is killed: the work process cannot write "completed" in between
 (every write of a runner takes that lock), and once the job is written as
 `canceled` its guard, were it still alive, leaves a terminal job alone.
+
+The runner's end (`runner.ended_at`) is recorded here only if no process of the job
+is left alive after the wait; otherwise the supervisor's tick records it once they
+are gone, and until then the job keeps its worker slot.
 """
 
-import os
-import signal
 import time
 
 from filelock import FileLock
@@ -47,10 +49,11 @@ def cancel_job(store, job_id):
         mark_finished(job, JobStatus.CANCELED, Phase.CANCELED)
         now = job["finished_at"]
         if runner:
-            # The runner is gone and nobody is left to record it: do it here, so no
-            # supervisor mistakes the job for one whose runner vanished.
             runner.setdefault("exit_code", None)
-            runner["ended_at"] = runner.get("ended_at") or now
+            if not processes.runner_alive(job):
+                # The runner is gone and nobody is left to record it: do it here. A process
+                # still alive leaves this to the supervisor's tick, once it has gone too.
+                runner["ended_at"] = runner.get("ended_at") or now
             runner["canceled"] = True
             job["runner"] = runner
         write_json_atomic(store.job_path(job_id), job)
@@ -60,20 +63,8 @@ def cancel_job(store, job_id):
 
 
 def _end_runner(runner):
-    """SIGKILL the job's runner process group and wait (up to KILL_WAIT_SECONDS) until it is gone."""
-    guard, worker = runner.get("guard"), runner.get("worker")
-    # The work process is in its guard's process group (the guard leads its own session);
-    # killing the group reaches it even if the guard itself is already dead.
-    if guard and guard.get("pid") and (processes.is_alive(guard) or processes.is_alive(worker)):
-        try:
-            os.killpg(guard["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    if processes.is_alive(worker):
-        try:
-            os.kill(worker["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    """SIGKILL the job's runner processes and wait (up to KILL_WAIT_SECONDS) until they are gone."""
+    processes.kill_runner(runner)
     deadline = time.monotonic() + KILL_WAIT_SECONDS
-    while time.monotonic() < deadline and (processes.is_alive(guard) or processes.is_alive(worker)):
+    while time.monotonic() < deadline and processes.runner_alive({"runner": runner}):
         time.sleep(0.02)

@@ -8,6 +8,7 @@ import os
 import re
 
 from . import __version__
+from .heartbeat import DEFAULT_STALL_SECONDS
 from .webhook_guard import parse_networks
 
 # A key's name ends up in job files and logs: plain words only.
@@ -64,6 +65,10 @@ def from_environ(environ=None):
         "RUNNER_THREADS": _int("RUNNER_THREADS", env.get("RUNNER_THREADS", "0"), 0),
         "DEVICE": device,
         "JOB_TIMEOUT": _float("JOB_TIMEOUT", env.get("JOB_TIMEOUT", "0"), 0),
+        # A runner whose progress heartbeat is quiet this long is stopped; 0 = never (hunyuan_api/heartbeat.py).
+        "RUNNER_STALL_SECONDS": _float(
+            "RUNNER_STALL_SECONDS", env.get("RUNNER_STALL_SECONDS", f"{DEFAULT_STALL_SECONDS:g}"), 0
+        ),
         "SUPERVISOR_POLL_INTERVAL": _float("SUPERVISOR_POLL_INTERVAL", env.get("SUPERVISOR_POLL_INTERVAL", "1"), 0.05),
         "COMPUTE_DTYPE": compute,
         "WEIGHT_DTYPE": "float8_e4m3fn" if weights == "float8" else weights,

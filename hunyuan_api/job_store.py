@@ -6,6 +6,7 @@ Layout of the data folder (see docs/job-file.md for the job file itself):
     videos/<job_id>.mp4   finished videos (written elsewhere, renamed in when whole)
     videos/<job_id>.jpg   their poster images (the first frame)
     logs/<job_id>.log     the runner's output for that job
+    heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_api/heartbeat.py)
     locks/                lock files; never the files they protect
 
 Every read-modify-write happens under one store-wide file lock, so a progress
@@ -49,7 +50,8 @@ class JobStore:
         self.videos_dir = self.root / "videos"
         self.logs_dir = self.root / "logs"
         self.locks_dir = self.root / "locks"
-        for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir):
+        self.heartbeats_dir = self.root / "heartbeats"
+        for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir, self.heartbeats_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(self.locks_dir / "jobs.lock")
         # Files seen settled (finished, runner gone), by identity: skipped by active_jobs().
@@ -80,6 +82,10 @@ class JobStore:
     def log_path(self, job_id):
         """Where the runner's output for `job_id` goes."""
         return self.logs_dir / f"{job_id}.log"
+
+    def heartbeat_path(self, job_id):
+        """The file a running job's work process touches as it makes progress."""
+        return self.heartbeats_dir / job_id
 
     def lock_path(self, name):
         """A lock file in the store's locks folder."""
@@ -147,9 +153,9 @@ class JobStore:
             except (JobNotFound, JobFileUnreadable):
                 continue
             runner = job.get("runner") or {}
-            # A guard that has recorded its end may take a moment more to exit: until it has,
-            # the job still matters to dispatch (its slot is not free yet).
-            ended = not runner or (runner.get("ended_at") and not processes.is_alive(runner.get("guard")))
+            # A guard that has recorded its end may take a moment more to exit: until no process
+            # of the job is alive, the job still matters to dispatch (its slot is not free yet).
+            ended = not runner or (runner.get("ended_at") and not processes.runner_alive(job))
             if JobStatus(job["status"]).is_terminal and ended:
                 self._settled[path.name] = signature
             else:
@@ -195,6 +201,7 @@ class JobStore:
                 self.poster_path(job_id),
                 self.partial_poster_path(job_id),
                 self.log_path(job_id),
+                self.heartbeat_path(job_id),
             ):
                 try:
                     os.unlink(path)

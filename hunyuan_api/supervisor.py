@@ -6,10 +6,13 @@ lock, so the cap holds across all workers and processes. Under that lock a tick:
 1. finds jobs whose runner processes have all gone without finishing the job and
    marks them failed (the runner's guard normally does this itself, with the exit
    status; this catches a guard that was killed too);
-2. counts the slots in use: a job holds its slot while any of its runner
-   processes is alive, whatever its status says, so a runner that has written
-   "completed" but not yet exited still counts against the cap;
-3. starts runners for the oldest queued jobs while slots are free.
+2. stops runners whose progress heartbeat has been quiet for twice the stall limit
+   (their guard stops them at the limit itself; this catches a guard that was
+   killed or is stuck) and fails their jobs with a sentence saying they stalled;
+3. counts the slots in use: a job holds its slot while any of its runner
+   processes is alive (processes.runner_alive), whatever its status says, so a
+   runner that has written "completed" but not yet exited still counts against the cap;
+4. starts runners for the oldest queued jobs while slots are free.
 
 Runners start in their own session, so restarting or recycling web workers
 never kills them; the job file tells any later supervisor about them.
@@ -24,22 +27,15 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import processes
+from . import heartbeat, processes
 from .job_record import JobStatus, Phase, mark_failed, utc_now
 from .job_store import JobNotFound
+from .processes import runner_alive  # noqa: F401  (the one rule; imported from here by older callers)
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKER_COMMAND = [sys.executable, "-m", "runner.render"]
-
-
-def runner_alive(job):
-    """True while any runner process of `job` (its guard or its work process) is alive."""
-    runner = job.get("runner") or {}
-    if runner.get("ended_at"):
-        return False
-    return processes.is_alive(runner.get("guard")) or processes.is_alive(runner.get("worker"))
 
 
 class Supervisor:
@@ -52,6 +48,7 @@ class Supervisor:
         runtime=None,
         worker_command=None,
         job_timeout=0,
+        stall_seconds=heartbeat.DEFAULT_STALL_SECONDS,
         poll_interval=1.0,
         model_builder=None,
         housekeeping=None,
@@ -61,6 +58,9 @@ class Supervisor:
         self.runtime = runtime or {}
         self.worker_command = list(worker_command or DEFAULT_WORKER_COMMAND)
         self.job_timeout = job_timeout
+        self.stall_seconds = stall_seconds  # RUNNER_STALL_SECONDS; 0 = off
+        self._quiet = heartbeat.QuietClock()
+        self._stall_limits = {}  # job id -> its stall limit (computed once per job)
         self.poll_interval = poll_interval
         self.model_builder = model_builder
         self.housekeeping = housekeeping  # retention and webhooks (housekeeping.py), or None
@@ -112,6 +112,7 @@ class Supervisor:
         started = []
         with self._lock:
             jobs = self.store.active_jobs()
+            self._stop_stalled(jobs)
             busy = 0
             for job in jobs:
                 if self._holds_slot(job):
@@ -127,25 +128,73 @@ class Supervisor:
         return started
 
     def _holds_slot(self, job):
-        """True while any runner process of `job` is alive; settles jobs whose runners are gone."""
+        """True while any runner process of `job` is alive; records the end of runners that are gone.
+
+        A recorded end (`ended_at`) does not free the slot by itself: a guard that has
+        recorded it is still exiting, and a canceled job's processes may outlive the
+        cancel. The slot is free only once no process of the job is alive, so there
+        are never more runner processes alive than MAX_WORKERS.
+        """
         runner = job.get("runner")
         if not runner:
             return False
-        if runner.get("ended_at"):
-            # The end is recorded, but the guard process may still be exiting: it counts until gone,
-            # so there are never more runner processes alive than MAX_WORKERS.
-            return processes.is_alive(runner.get("guard"))
-        if runner_alive(job):
+        if processes.runner_alive(job):
             return True
-        self._settle_vanished(job["job_id"])
+        if not runner.get("ended_at"):
+            self._settle_vanished(job["job_id"])
         return False
+
+    def _stop_stalled(self, jobs):
+        """Stop the runners of processing jobs whose heartbeat has been quiet for twice their stall limit.
+
+        The guard stops its work process at the limit; past twice the limit the guard
+        is dead or stuck, and its whole runner is stopped here instead.
+        """
+        watched = {}  # job id -> heartbeat path
+        for job in jobs:
+            if job["status"] != JobStatus.PROCESSING.value or not self.stall_seconds:
+                continue
+            if not processes.runner_alive(job):
+                continue
+            job_id = job["job_id"]
+            path = watched[job_id] = self.store.heartbeat_path(job_id)
+            quiet = self._quiet.quiet_seconds(path)  # None: no heartbeat file (a runner from before heartbeats)
+            if quiet is None:
+                continue
+            if job_id not in self._stall_limits:
+                self._stall_limits[job_id] = heartbeat.stall_limit(self.stall_seconds, job, self.store.root)
+            limit = self._stall_limits[job_id]
+            if quiet >= 2 * limit:
+                self._fail_stalled(job_id, limit)
+        self._quiet.keep_only(watched.values())
+        self._stall_limits = {job_id: limit for job_id, limit in self._stall_limits.items() if job_id in watched}
+
+    def _fail_stalled(self, job_id, limit):
+        """Kill a stalled runner whose guard did not, and fail its job saying so."""
+        reason = heartbeat.stall_reason(limit, self.stall_seconds)
+        log.warning("job %s: %s (its guard did not stop it)", job_id, reason)
+
+        def stop(job):
+            if JobStatus(job["status"]).is_terminal:
+                return False
+            # Under the store lock, so the runner cannot write "completed" between the kill and this.
+            processes.kill_runner(job.get("runner"))
+            mark_failed(job, reason[0].upper() + reason[1:] + f". See the job log: logs/{job_id}.log")
+            return True
+
+        try:
+            self.store.update(job_id, stop)
+        except JobNotFound:
+            return
+        self.store.partial_video_path(job_id).unlink(missing_ok=True)
+        self.store.partial_poster_path(job_id).unlink(missing_ok=True)
 
     def _settle_vanished(self, job_id):
         """Record that a job's runner processes are gone, failing the job if it was unfinished."""
 
         def settle(job):
             runner = job.get("runner") or {}
-            if runner.get("ended_at") or runner_alive(job):
+            if runner.get("ended_at") or processes.runner_alive(job):
                 return False
             runner["ended_at"] = utc_now()
             job["runner"] = runner
@@ -175,6 +224,8 @@ class Supervisor:
             json.dumps(self.worker_command),
             "--timeout",
             str(self.job_timeout),
+            "--stall-seconds",
+            str(self.stall_seconds),
         ]
         log_file = open(self.store.log_path(job_id), "ab")
         try:

@@ -4,9 +4,13 @@ The supervisor starts `python -m runner <job_id>` in a new session; this guard
 then starts the work process (which imports torch and does the rendering) and
 waits for it. The parent is authoritative about a child's death: whatever way the
 work process ends (an exception, `sys.exit`, SIGKILL from the OOM killer, a
-timeout), the guard records the exit status and, if the job was left unfinished,
-marks it failed with an error that says what happened. The guard itself imports
-neither torch nor diffusers, so it costs a few megabytes.
+timeout, a stall), the guard records the exit status and, if the job was left
+unfinished, marks it failed with an error that says what happened.
+
+It also watches the work process's progress heartbeat (hunyuan_api/heartbeat.py):
+a work process that makes no progress for the stall limit (a deadlock, a stuck
+read) is killed with everything it started, and its job failed saying it stalled.
+The guard itself imports neither torch nor diffusers, so it costs a few megabytes.
 """
 
 import argparse
@@ -15,10 +19,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from filelock import FileLock
 
-from hunyuan_api import processes
+from hunyuan_api import heartbeat, processes
 from hunyuan_api.job_record import JobStatus, mark_failed, utc_now
 from hunyuan_api.job_store import JobNotFound, JobStore
 
@@ -40,12 +45,12 @@ def _is_my_job(store, job_id):
     return guard.get("pid") == os.getpid() and job["status"] == JobStatus.PROCESSING.value
 
 
-def _finish(store, job_id, returncode, timed_out, timeout):
-    """Record the work process's end, failing the job if it was left unfinished."""
-    if timed_out:
-        reason = f"the job exceeded JOB_TIMEOUT ({timeout:g} s) and its runner was stopped"
-    else:
-        reason = processes.describe_exit(returncode)
+def _finish(store, job_id, returncode, stopped_because=None):
+    """Record the work process's end, failing the job if it was left unfinished.
+
+    `stopped_because` is the guard's reason when it stopped the work itself.
+    """
+    reason = stopped_because or processes.describe_exit(returncode)
 
     def finish(job):
         runner = job.get("runner") or {}
@@ -64,19 +69,28 @@ def _finish(store, job_id, returncode, timed_out, timeout):
     return job
 
 
-def run(job_id, data_dir, worker_command, timeout):
-    """Run the work process for `job_id` and settle the job; returns the guard's exit code."""
+def run(job_id, data_dir, worker_command, timeout, stall_seconds=heartbeat.DEFAULT_STALL_SECONDS):
+    """Run the work process for `job_id` and settle the job; returns the guard's exit code.
+
+    `timeout` (JOB_TIMEOUT) bounds the whole run and `stall_seconds`
+    (RUNNER_STALL_SECONDS) the time without progress; 0 turns either off.
+    """
     store = JobStore(data_dir)
     if not _is_my_job(store, job_id):
         _say(f"job {job_id} is not assigned to this guard (pid {os.getpid()}); exiting")
         return 0
+    limit = heartbeat.stall_limit(stall_seconds, store.get(job_id), store.root)
+    beat_path = store.heartbeat_path(job_id)
+    # The stall clock starts now: the work process must show progress within `limit` of its start.
+    heartbeat.Heartbeat(beat_path).force()
     command = list(worker_command) + [job_id, "--data-dir", str(data_dir)]
-    _say(f"starting work process: {' '.join(command)}")
+    _say(f"starting work process: {' '.join(command)}" + (f" (stall limit {limit:g} s)" if limit else ""))
     try:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     except OSError as exc:
         reason = f"Could not start the work process: {exc}"
         store.update(job_id, lambda job: mark_failed(job, reason))
+        beat_path.unlink(missing_ok=True)
         return 1
     worker = processes.identify(child.pid)
 
@@ -86,18 +100,36 @@ def run(job_id, data_dir, worker_command, timeout):
     store.update(job_id, record_worker)
     # A SIGTERM sent to the guard alone (not its group) should still stop the work.
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
-    timed_out = False
-    try:
-        returncode = child.wait(timeout=timeout or None)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        child.kill()
-        returncode = child.wait()
+    stopped_because = _watch(child, timeout, limit, stall_seconds, beat_path)
+    if stopped_because:
+        _say(f"stopping the work process: {stopped_because}")
+        processes.kill_work_of_guard(child.pid)
+    returncode = child.wait()
     _say(f"work process ended: {processes.describe_exit(returncode) if returncode else 'exit code 0'}")
-    job = _finish(store, job_id, returncode, timed_out, timeout)
+    job = _finish(store, job_id, returncode, stopped_because)
+    beat_path.unlink(missing_ok=True)
     if job is not None:
         _say(f"job {job_id} is {job['status']}")
     return 0
+
+
+def _watch(child, timeout, limit, stall_seconds, beat_path):
+    """Wait for the work process to end; returns why it must be stopped (timeout, stall), or None."""
+    deadline = time.monotonic() + timeout if timeout else None
+    quiet = heartbeat.QuietClock()
+    # Check often enough that a stall or a timeout is acted on within a quarter of its limit.
+    poll = min([1.0] + [value / 4 for value in (limit, timeout) if value])
+    while True:
+        wait = poll if deadline is None else max(min(poll, deadline - time.monotonic()), 0.001)
+        try:
+            child.wait(timeout=wait)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if deadline is not None and time.monotonic() >= deadline:
+            return f"the job exceeded JOB_TIMEOUT ({timeout:g} s) and its runner was stopped"
+        if limit and (quiet.quiet_seconds(beat_path) or 0.0) >= limit:
+            return heartbeat.stall_reason(limit, stall_seconds)
 
 
 def main(argv=None):
@@ -111,5 +143,11 @@ def main(argv=None):
         help="JSON list: the work process command; the job id and --data-dir are appended",
     )
     parser.add_argument("--timeout", type=float, default=0, help="seconds before the work is stopped (0: never)")
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=heartbeat.DEFAULT_STALL_SECONDS,
+        help="seconds without progress before the work is stopped (0: never)",
+    )
     args = parser.parse_args(argv)
-    return run(args.job_id, args.data_dir, json.loads(args.worker_command), args.timeout)
+    return run(args.job_id, args.data_dir, json.loads(args.worker_command), args.timeout, args.stall_seconds)

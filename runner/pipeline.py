@@ -28,6 +28,7 @@ from hunyuan_api import cost_model
 from hunyuan_api.cost_model import decode_tiled
 from hunyuan_api.host import memory_limit_bytes
 from hunyuan_api.model_source import METADATA_FILE
+from runner.beats import watch_blocks
 from runner.memory import StageMemory, release
 
 # On a GPU, offload a component block by block when its weights exceed this share of free memory.
@@ -94,8 +95,10 @@ def step_cache_config(setting, device):
 class StagedPipeline:
     """One job's pipeline, loaded and freed stage by stage."""
 
-    def __init__(self, model_dir, device, plan, step_cache=None, keep_loaded=False):
+    def __init__(self, model_dir, device, plan, step_cache=None, keep_loaded=False, beat=None):
         self.model_dir = str(model_dir)
+        # Progress heartbeat (hunyuan_api/heartbeat.py): called around loads and in every block.
+        self.beat = beat or _no_beat
         self.device = device
         self.compute = DTYPES[plan["compute_dtype"]]
         self.storage = {name: DTYPES[entry["dtype"]] for name, entry in plan.get("storage", {}).items()}
@@ -107,6 +110,7 @@ class StagedPipeline:
         self.memory = StageMemory()
         self.index = json.loads((Path(model_dir) / "model_index.json").read_text())
         # Tokenizers and scheduler only: the big components are loaded by their stages.
+        self.beat()
         self.pipe = HunyuanVideoPipeline.from_pretrained(
             self.model_dir,
             text_encoder=None,
@@ -115,6 +119,7 @@ class StagedPipeline:
             vae=None,
             local_files_only=True,
         )
+        self.beat()
         self.pipe.set_progress_bar_config(disable=True)
         vae_config = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
         # Set by the pipeline from its VAE, which is not loaded yet.
@@ -131,15 +136,21 @@ class StagedPipeline:
         # Loaders cannot create fp8 modules directly: load in the file's own dtype (memory-mapped,
         # no copy) and let layerwise casting convert the weights to fp8.
         load_dtype = storage if storage != torch.float8_e4m3fn else self.file_dtypes.get(name, self.compute)
+        # Loading has no hooks to beat in: beat on either side (RUNNER_STALL_SECONDS covers a slow disk).
+        self.beat()
         module = cls.from_pretrained(self.model_dir, subfolder=name, dtype=load_dtype, local_files_only=True)
+        self.beat()
         module.eval().requires_grad_(False)
         if storage != self.compute:
             apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute,
                                     skip_modules_pattern=_casting_skips(module, storage, load_dtype))
             # After a conversion, copy what was left unconverted too: one tensor still backed by
             # the memory-mapped checkpoint keeps the whole file's pages resident.
-            _upcast_unhooked(module, self.compute, copy=storage != load_dtype)
-        return self._place(module, storage)
+            _upcast_unhooked(module, self.compute, copy=storage != load_dtype, beat=self.beat)
+        watch_blocks(module, self.beat)
+        module = self._place(module, storage)
+        self.beat()
+        return module
 
     def _place(self, module, storage):
         if self.device != "cuda":
@@ -250,8 +261,10 @@ class StagedPipeline:
         vae = self.pipe.vae
         mode = _configure_decoding(vae, params, cost_model.geometry(self.model_dir), self.device)
         video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        self.beat()
         frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (T, C, H, W) in [0, 1]
         frames = (frames.permute(0, 2, 3, 1).float() * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        self.beat()
         del video, vae
         self.memory.end("vae")
         self._free("vae")
@@ -292,7 +305,11 @@ def _casting_skips(module, storage, file_dtype):
     return tuple(p for p in patterns if p != "norm")
 
 
-def _upcast_unhooked(module, dtype, copy=False):
+def _no_beat(*_ignored):
+    """No heartbeat (tests and benchmarks that use the pipeline outside a job)."""
+
+
+def _upcast_unhooked(module, dtype, copy=False, beat=_no_beat):
     """Move the modules layerwise casting leaves alone (norms, embedders) to the compute dtype.
 
     They are small, but left in a storage dtype like bf16 they would compute in it,
@@ -300,6 +317,7 @@ def _upcast_unhooked(module, dtype, copy=False):
     in `dtype` are copied as well, detaching them from the checkpoint file.
     """
     for child in module.modules():
+        beat()  # copying a big model's unconverted tensors takes a while
         registry = getattr(child, "_diffusers_hook", None)
         hooked = registry is not None and registry.get_hook("layerwise_casting") is not None
         if not hooked:

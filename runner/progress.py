@@ -16,8 +16,11 @@ class ProgressReporter:
     never goes backwards, even when a new measurement lengthens the estimate.
     """
 
-    def __init__(self, store, job, geo, rates):
+    def __init__(self, store, job, geo, rates, beat=None):
         self.store = store
+        # The progress heartbeat: phase changes and steps are progress. The refresh thread
+        # below is not (it runs even when the main thread is stuck), so it never beats.
+        self.beat = beat or (lambda: None)
         self.job_id = job["job_id"]
         self.geo = geo
         self.rates = rates
@@ -38,6 +41,7 @@ class ProgressReporter:
 
     def enter(self, phase):
         """Close the current phase (recording its duration) and start `phase`."""
+        self.beat()
         with self._mutex:
             now = time.time()
             self.timings[self.phase] = round(now - self._phase_started, 3)
@@ -55,6 +59,7 @@ class ProgressReporter:
 
     def step_done(self, index):
         """Record that denoising step `index` (0-based) has finished."""
+        self.beat()
         with self._mutex:
             now = time.time()
             self.step = index + 1

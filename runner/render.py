@@ -17,11 +17,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hunyuan_api import cost_model, precision  # noqa: E402  (after the environment is set)
+from hunyuan_api.heartbeat import Heartbeat  # noqa: E402
 from hunyuan_api.host import memory_limit_bytes, runner_threads  # noqa: E402
 from hunyuan_api.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
 from hunyuan_api.job_store import JobStore  # noqa: E402
 from hunyuan_api.supervisor import runner_alive  # noqa: E402
 from hunyuan_api.timing_stats import TimingStats  # noqa: E402
+from runner.beats import watch_imports  # noqa: E402
 from runner.progress import ProgressReporter  # noqa: E402
 
 # Runners yield the CPU to the web workers, so the API answers while jobs compute.
@@ -32,8 +34,12 @@ def _log(message):
     print(f"[runner {utc_now()}] {message}", flush=True)
 
 
-def render(store, job):
-    """Generate the job's video; returns the completed job record."""
+def render(store, job, beat):
+    """Generate the job's video; returns the completed job record.
+
+    `beat()` is the progress heartbeat (hunyuan_api/heartbeat.py): it is called
+    wherever real work advances, never on a timer.
+    """
     params = job["params"]
     model_dir = job["model"]["path"]
     runtime = (job.get("runner") or {}).get("runtime") or {}
@@ -42,7 +48,7 @@ def render(store, job):
     stats = TimingStats(store.root, job["model"]["name"])
     alive = sum(1 for other in store.active_jobs() if runner_alive(other)) or 1
     threads = runner_threads(runtime.get("threads"), alive)
-    reporter = ProgressReporter(store, job, geo, stats.rates(threads))
+    reporter = ProgressReporter(store, job, geo, stats.rates(threads), beat=beat)
     heartbeat = reporter.start_heartbeat()
 
     # Imported here so the "starting" phase measures what a job really pays for them.
@@ -55,9 +61,11 @@ def render(store, job):
     share = ThreadShare(store, torch, fixed=runtime.get("threads"))
     threads = share.apply()
     compute, _ = precision.choose_compute("cpu", runtime.get("compute_dtype", "auto"))
+    beat()
     if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1), compute=compute):
         _log("calibrated this host for the model")
         reporter.calibrated = True
+    beat()
     reporter.rates = stats.rates(threads)
     device = pipeline.select_device(runtime.get("device", "auto"))
     budget = memory_limit_bytes() // max(1, int(runtime.get("max_workers", 1)))
@@ -70,7 +78,7 @@ def render(store, job):
     _record_runtime(store, job["job_id"], device, plan, threads, cache_label)
 
     reporter.enter(Phase.LOADING)
-    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=step_cache)
+    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=step_cache, beat=beat)
     freeze_long_lived()
 
     reporter.enter(Phase.TEXT)
@@ -93,7 +101,7 @@ def render(store, job):
     del staged, latents, prompt_kwargs
 
     reporter.enter(Phase.WRITING)
-    video = _write_video(store, job["job_id"], frames, params)
+    video = _write_video(store, job["job_id"], frames, params, beat)
     poster = _write_poster(store, job["job_id"], frames[0])
     heartbeat.set()
     done = reporter.complete(video, poster)
@@ -101,13 +109,15 @@ def render(store, job):
     return done
 
 
-def _write_video(store, job_id, frames, params):
+def _write_video(store, job_id, frames, params, beat=None):
     """Encode the MP4 beside its final name, check what was written, and move it into place."""
     from runner import video_file
 
     partial = store.partial_video_path(job_id)
     try:
-        video_file.write_mp4(frames, partial, params["fps"])
+        video_file.write_mp4(frames, partial, params["fps"], on_frame=beat)
+        if beat is not None:
+            beat()
         written = video_file.probe(partial)
     except Exception as exc:
         # ffmpeg reports a failed write only on its stderr (the job log) and the probe then
@@ -191,11 +201,14 @@ def main(argv=None):
     parser.add_argument("--data-dir", required=True)
     args = parser.parse_args(argv)
     store = JobStore(args.data_dir)
+    heartbeat = Heartbeat(store.heartbeat_path(args.job_id))
+    heartbeat.force()
+    watch_imports(heartbeat.beat)
     job = store.get(args.job_id)
     started = time.monotonic()
     _log(f"job {args.job_id}: {job['params']}")
     try:
-        render(store, job)
+        render(store, job, heartbeat.beat)
     except Exception as exc:
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}"

@@ -18,8 +18,9 @@ _JPEG_QUALITY = "3"
 _X264_OPTIONS = ["-preset", "veryfast", "-crf", "20", "-movflags", "+faststart", "-f", "mp4"]
 
 
-def write_mp4(frames, path, fps):
-    """Encode `frames` (uint8, shape (T, H, W, 3)) to an H.264 MP4 at `path` at `fps`."""
+def write_mp4(frames, path, fps, on_frame=None):
+    """Encode `frames` (uint8, shape (T, H, W, 3)) to an H.264 MP4 at `path` at `fps`;
+    `on_frame()` is called as each frame is handed to the encoder."""
     count, height, width, _ = frames.shape
     writer = imageio_ffmpeg.write_frames(
         str(path),
@@ -36,6 +37,8 @@ def write_mp4(frames, path, fps):
     writer.send(None)  # start ffmpeg
     for frame in frames:
         writer.send(np.ascontiguousarray(frame))
+        if on_frame is not None:
+            on_frame()
     writer.close()
     return count
 

@@ -109,7 +109,8 @@ def prune(store, jobs):
     """Delete `jobs` through JobStore, re-checking each under the store's lock; returns the ids removed.
 
     A job is removed only if it is still finished when the lock is held, so a
-    file the service rewrote meanwhile is never lost by mistake.
+    file the service rewrote meanwhile is never lost by mistake, and only once no
+    process of it is alive (until then its record holds its worker slot).
     """
     removed = []
     for job in jobs:
@@ -120,6 +121,8 @@ def prune(store, jobs):
                 continue  # gone already, or broken: `jobs` reports it, an operator decides
             if current["status"] != job["status"] or not is_finished(current["status"]):
                 continue
+            if runner_alive(current):
+                continue  # its runner is still exiting, and its record is what holds its slot
             store.delete(job["job_id"])  # the lock is re-entrant: same lock, same process
         removed.append(job["job_id"])
     return removed

@@ -130,6 +130,7 @@ class Info(MethodView):
                 "max_workers": config["MAX_WORKERS"],
                 "queue_size": config["MAX_QUEUE"] or "unlimited",
                 "job_timeout_seconds": config["JOB_TIMEOUT"] or None,
+                "runner_stall_seconds": config["RUNNER_STALL_SECONDS"] or None,
                 "min_free_disk_mb": config["MIN_FREE_DISK_MB"] or None,
                 "video_ttl_seconds": config["VIDEO_TTL"] or None,
                 "api_key_required": bool(config["API_KEY"]),

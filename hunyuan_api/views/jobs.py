@@ -1,12 +1,14 @@
 """Submitting, inspecting, listing and deleting jobs."""
 
+import time
+
 from filelock import FileLock
 from flask import current_app
 from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import abort
 
-from .. import admission, auth, idempotency, model_source, params, webhooks
+from .. import admission, auth, idempotency, model_source, params, processes, webhooks
 from ..api import Blueprint
 from ..job_record import JobStatus, new_job, new_job_id
 from ..job_store import JobFileUnreadable, JobNotFound
@@ -34,6 +36,9 @@ IDEMPOTENCY_HEADER = {
 
 # How long a client should wait before retrying while the model is being prepared.
 MODEL_RETRY_AFTER_SECONDS = 10
+# A finished job's runner processes normally exit within a second of writing the job's end:
+# DELETE waits this long for them before answering 409.
+RUNNER_EXIT_WAIT_SECONDS = 5.0
 
 
 @blp.route("/generate")
@@ -167,11 +172,13 @@ class Job(MethodView):
     @blp.response(200, DeleteResponseSchema)
     @blp.alt_response(400, description="The job is processing and cannot be deleted")
     @blp.alt_response(404, description="Job not found")
+    @blp.alt_response(409, description="The job has finished but its runner is still exiting (Retry-After)")
     def delete(self, job_id):
         """Delete a job and its video
 
         A job that is processing cannot be deleted; a queued job is removed from
-        the queue and never starts.
+        the queue and never starts. A finished job whose runner processes are still
+        exiting is deleted once they are gone (after a short wait, else 409).
         """
         store = services().store
         # The supervisor's lock keeps a queued job from being started while it is deleted.
@@ -186,5 +193,23 @@ class Job(MethodView):
                 abort(404, message="Job not found")
             if job is not None and job["status"] == JobStatus.PROCESSING.value:
                 abort(400, message="Cannot delete job that is currently processing")
+            if job is not None and not _runner_gone(job):
+                # Its record is what holds its worker slot: deleting it now would let one more
+                # runner start than MAX_WORKERS while these processes still run.
+                abort(
+                    409,
+                    message="The job has finished but its runner processes are still exiting; try again in a moment",
+                    headers={"Retry-After": "1"},
+                )
             store.delete(job_id)
         return {"job_id": job_id, "message": "Job deleted successfully"}
+
+
+def _runner_gone(job, wait=RUNNER_EXIT_WAIT_SECONDS):
+    """Wait up to `wait` seconds for every process of `job` to end; True once none is alive."""
+    deadline = time.monotonic() + wait
+    while processes.runner_alive(job):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
