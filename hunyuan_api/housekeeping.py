@@ -82,7 +82,7 @@ class Housekeeping:
         def stamp(job):
             if not JobStatus(job["status"]).is_terminal or job.get("expires_at"):
                 return False
-            finished = parse_time(job.get("finished_at") or job.get("updated_at"))
+            finished = parse_time(job.get("finished_at") or job.get("updated_at") or job["created_at"])
             job["expires_at"] = (finished + timedelta(seconds=self.video_ttl)).isoformat(timespec="milliseconds")
 
         try:
