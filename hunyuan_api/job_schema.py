@@ -8,8 +8,9 @@ each one through `check_job`: a record that passes has every field those readers
 use in the type they expect, and one that fails is reported as unreadable, so one
 bad file is that one job's problem and never everyone's.
 
-Only fields are checked; unknown fields pass untouched (the format only ever gains
-fields, and a newer one must not make a record unreadable).
+Known fields are checked when present (old records lack some); unknown fields pass
+untouched, since the format only ever gains fields. A reader of a new field adds
+its check here, so the rule stays in one place.
 """
 
 import math

@@ -22,6 +22,7 @@ from hunyuan_api.job_record import JobStatus, new_job_id, utc_now
 from hunyuan_api.ops.main import main as ops_main
 
 from .conftest import ROOT, SMALL_REQUEST, fixture_runner, make_app, wait_for
+from .test_ops import add_job
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -164,8 +165,6 @@ def ops(data_dir, *args):
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_hunyuan_ops_reports_a_bad_job_file_and_exits_1(data_dir, store, outside, shape):
-    from .test_ops import add_job
-
     good = add_job(store, "completed", finished=utc_now())
     bad = write_shape(store, SHAPES[shape], store.get(good), outside)
     for command in (["jobs"], ["stuck"], ["prune", "--older-than", "7d"]):
@@ -177,8 +176,6 @@ def test_hunyuan_ops_reports_a_bad_job_file_and_exits_1(data_dir, store, outside
 
 
 def test_hunyuan_ops_prune_removes_unreadable_files_only_when_asked(data_dir, store, outside):
-    from .test_ops import add_job
-
     template = store.get(add_job(store, "completed", finished=utc_now()))
     bad = {name: write_shape(store, writer, template, outside) for name, writer in {**SHAPES, **MORE_SHAPES}.items()}
     listed = json.loads(ops(data_dir, "--json", "jobs").stdout)
