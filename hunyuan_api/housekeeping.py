@@ -5,12 +5,16 @@ Finished jobs rarely change, so each job file's summary is kept by identity
 again only after it was rewritten.
 """
 
+import logging
+import os
 from datetime import datetime, timedelta, timezone
 
 from . import idempotency, webhooks
 from .job_record import JobStatus, is_job_id, parse_time
 from .job_store import JobFileUnreadable, JobNotFound
 from .supervisor import runner_alive
+
+log = logging.getLogger(__name__)
 
 
 class Housekeeping:
@@ -23,7 +27,12 @@ class Housekeeping:
         self._seen = {}  # file name -> (signature, (terminal, expires_at, webhook due))
 
     def run(self, now=None):
-        """One pass over the job files; returns the ids of the jobs it removed."""
+        """One pass over the job files; returns the ids of the jobs it removed.
+
+        Unreadable job files are skipped (GET /api/jobs reports them), and a job
+        whose work fails is logged and left for the next pass: one job never
+        holds up the others.
+        """
         now = now or datetime.now(timezone.utc)
         removed = []
         seen = {}
@@ -31,25 +40,34 @@ class Housekeeping:
             if not is_job_id(path.stem):
                 continue
             try:
-                info = path.stat()
+                info = os.lstat(path)
             except FileNotFoundError:
                 continue
             signature = (info.st_ino, info.st_size, info.st_mtime_ns)
             cached = self._seen.get(path.name)
-            summary = cached[1] if cached and cached[0] == signature else self._summarize(path.stem)
-            if summary is None:
-                continue
-            seen[path.name] = (signature, summary)
-            terminal, expires_at, webhook_due = summary
-            if webhook_due is not None and webhook_due <= now and self.sender is not None:
-                self.sender.send_due(path.stem)
-            if terminal and self.video_ttl:
-                if expires_at is None:
-                    self._stamp(path.stem)
-                elif expires_at <= now and webhook_due is None and self._remove_expired(path.stem, now):
+            try:
+                summary = cached[1] if cached and cached[0] == signature else self._summarize(path.stem)
+                if summary is None:
+                    continue
+                seen[path.name] = (signature, summary)
+                if self._tend(path.stem, summary, now):
                     removed.append(path.stem)
+            except Exception:
+                log.exception("housekeeping of job %s failed", path.stem)
         self._seen = seen
         return removed
+
+    def _tend(self, job_id, summary, now):
+        """Send a due webhook, stamp or remove an expired job; returns True if the job was removed."""
+        terminal, expires_at, webhook_due = summary
+        if webhook_due is not None and webhook_due <= now and self.sender is not None:
+            self.sender.send_due(job_id)
+        if terminal and self.video_ttl:
+            if expires_at is None:
+                self._stamp(job_id)
+            elif expires_at <= now and webhook_due is None:
+                return self._remove_expired(job_id, now)
+        return False
 
     def _summarize(self, job_id):
         try:
@@ -64,7 +82,7 @@ class Housekeeping:
         def stamp(job):
             if not JobStatus(job["status"]).is_terminal or job.get("expires_at"):
                 return False
-            finished = parse_time(job.get("finished_at") or job.get("updated_at"))
+            finished = parse_time(job.get("finished_at") or job.get("updated_at") or job["created_at"])
             job["expires_at"] = (finished + timedelta(seconds=self.video_ttl)).isoformat(timespec="milliseconds")
 
         try:

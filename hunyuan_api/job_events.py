@@ -22,6 +22,7 @@ the job is deleted while watched, a `deleted` event ends the stream.
 """
 
 import json
+import os
 import time
 
 from .job_record import JobStatus
@@ -95,7 +96,8 @@ class JobEventStream:
     def _signature(self):
         """What changes whenever the job or the queue around it changes: stats of file and folder."""
         try:
-            info = self.store.job_path(self.job_id).stat()
+            # lstat: a link in the job's place is a change like any other (and never followed).
+            info = os.lstat(self.store.job_path(self.job_id))
             folder = self.store.jobs_dir.stat()
         except FileNotFoundError:
             return None

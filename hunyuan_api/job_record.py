@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from enum import Enum
 
 FORMAT_VERSION = 1
-_JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class JobStatus(str, Enum):
@@ -64,8 +64,11 @@ def new_job_id():
 
 
 def is_job_id(text):
-    """True if `text` has the shape of a job id (so it is safe in a file name)."""
-    return bool(_JOB_ID.match(text))
+    """True if `text` has the shape of a job id (so it is safe in a file name).
+
+    The whole text must match: `$` would also accept an id followed by a newline.
+    """
+    return isinstance(text, str) and _JOB_ID.fullmatch(text) is not None
 
 
 def video_filename(job_id):

@@ -25,6 +25,12 @@ from filelock import FileLock
 from . import processes
 from .atomic_file import write_json_atomic
 from .job_record import JobStatus, is_job_id, poster_filename, utc_now, video_filename
+from .job_schema import JobSchemaError, check_job
+from .regular_file import NotARegularFile, open_regular, remove
+
+# A job record is a few kilobytes (a prompt is at most 2000 characters); a file far
+# larger than any record is refused before it is read into memory.
+MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
 
 
 class JobNotFound(LookupError):
@@ -97,18 +103,24 @@ class JobStore:
         """Read one job record.
 
         Raises JobNotFound for an unknown id (or one that is not a job id at all)
-        and JobFileUnreadable when the file exists but is not a job record.
+        and JobFileUnreadable when the name exists but does not hold a job record
+        every reader can use (job_schema.py): bad bytes, JSON of another shape, a
+        directory, a symbolic link (never followed), an empty file.
         """
         if not is_job_id(job_id):
             raise JobNotFound(job_id)
         path = self.job_path(job_id)
         try:
-            text = path.read_text(encoding="utf-8")
+            handle, _ = open_regular(path)
+            with handle:
+                data = handle.read(MAX_JOB_FILE_BYTES + 1)
         except FileNotFoundError:
             raise JobNotFound(job_id) from None
+        except NotARegularFile as exc:
+            raise JobFileUnreadable(job_id, path, exc.kind) from None
         except OSError as exc:
-            raise JobFileUnreadable(job_id, path, str(exc)) from None
-        return _parse_job(job_id, path, text)
+            raise JobFileUnreadable(job_id, path, exc.strerror or str(exc)) from None
+        return _parse_job(job_id, path, data)
 
     def list(self):
         """Read every job record.
@@ -118,6 +130,7 @@ class JobStore:
         report broken files instead of silently dropping them.
         """
         jobs, unreadable = [], []
+        # glob lists links, directories and FIFOs too: get() reports each as unreadable.
         for path in sorted(self.jobs_dir.glob("*.json")):
             job_id = path.stem
             if not is_job_id(job_id):
@@ -142,7 +155,7 @@ class JobStore:
         jobs = []
         for path in self.jobs_dir.glob("*.json"):
             try:
-                info = path.stat()
+                info = os.lstat(path)
             except FileNotFoundError:
                 continue
             signature = (info.st_ino, info.st_size, info.st_mtime_ns)
@@ -192,7 +205,13 @@ class JobStore:
             return job
 
     def delete(self, job_id):
-        """Remove a job's record, video, poster, their partial files and log."""
+        """Remove a job's record, video, poster, their partial files and log.
+
+        Whatever holds those names goes: a broken record that is a directory too,
+        and a link is removed itself, never what it points to.
+        """
+        if not is_job_id(job_id):
+            raise JobNotFound(job_id)
         with self._lock:
             for path in (
                 self.job_path(job_id),
@@ -203,25 +222,31 @@ class JobStore:
                 self.log_path(job_id),
                 self.heartbeat_path(job_id),
             ):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                remove(path)
 
 
-def _parse_job(job_id, path, text):
-    """Parse and sanity-check a job file's text."""
+def _parse_job(job_id, path, data):
+    """Decode, parse and check a job file's bytes; the one way a record gets to any reader."""
+    if len(data) > MAX_JOB_FILE_BYTES:
+        raise JobFileUnreadable(job_id, path, f"larger than {MAX_JOB_FILE_BYTES} bytes; not a job record")
+    if not data:
+        raise JobFileUnreadable(job_id, path, "not valid JSON (the file is empty)")
     try:
-        job = json.loads(text)
-    except json.JSONDecodeError as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobFileUnreadable(job_id, path, f"not valid UTF-8 (byte {data[exc.start]:#04x} at {exc.start})") from None
+    try:
+        job = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise JobFileUnreadable(job_id, path, "not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer of thousands of digits
         raise JobFileUnreadable(job_id, path, f"not valid JSON ({exc})") from None
-    if not isinstance(job, dict):
-        raise JobFileUnreadable(job_id, path, "not a JSON object")
-    missing = [key for key in ("job_id", "status", "created_at") if key not in job]
-    if missing:
-        raise JobFileUnreadable(job_id, path, f"missing {', '.join(missing)}")
-    if job["status"] not in {status.value for status in JobStatus}:
-        raise JobFileUnreadable(job_id, path, f"unknown status {job['status']!r}")
-    if job["job_id"] != job_id:
-        raise JobFileUnreadable(job_id, path, f"holds job {job['job_id']!r}, not {job_id!r}")
-    return job
+    try:
+        return check_job(job, job_id)
+    except JobSchemaError as exc:
+        raise JobFileUnreadable(job_id, path, str(exc)) from None
+
+
+def _refuse_constant(name):
+    """json's hook for NaN and Infinity, which are not JSON and no field of a record may hold."""
+    raise ValueError(f"{name} is not a JSON number")

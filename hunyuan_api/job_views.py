@@ -36,7 +36,12 @@ class JobViewer:
         threads = (job.get("runner") or {}).get("threads") or runner_threads(self.threads_setting, self._concurrency)
         if (name, threads) not in self._rates:
             self._rates[name, threads] = TimingStats(self.store.root, name).rates(threads)
-        return estimates.run_estimate(job, geo, self._rates[name, threads], self.now)
+        try:
+            return estimates.run_estimate(job, geo, self._rates[name, threads], self.now)
+        except (KeyError, ZeroDivisionError, OverflowError):
+            # A record without the sizes the cost model needs (an operator's hand-made job,
+            # say) gets no estimate rather than failing every listing it appears in.
+            return None, None
 
     def _plan(self, jobs):
         unfinished = sum(1 for job in jobs if not JobStatus(job["status"]).is_terminal)

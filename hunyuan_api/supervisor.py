@@ -20,6 +20,7 @@ never kills them; the job file tells any later supervisor about them.
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from filelock import FileLock
 
 from . import heartbeat, processes
 from .job_record import JobStatus, Phase, mark_failed, utc_now
-from .job_store import JobNotFound
+from .job_store import JobFileUnreadable, JobNotFound
 from .processes import runner_alive  # noqa: F401  (the one rule; imported from here by older callers)
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,10 @@ class Supervisor:
                 if self._holds_slot(job):
                     busy += 1
             if self.housekeeping is not None:
-                self.housekeeping.run()
+                try:
+                    self.housekeeping.run()
+                except Exception:  # retention and webhooks must never stop dispatching
+                    log.exception("housekeeping failed")
             if not model_ready:
                 return started
             queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value]
@@ -208,8 +212,8 @@ class Supervisor:
 
         try:
             self.store.update(job_id, settle)
-        except JobNotFound:
-            pass
+        except (JobNotFound, JobFileUnreadable):
+            pass  # gone, or broken since it was read: GET /api/jobs reports it
 
     def _start_runner(self, job_id):
         """Start the guard process of one queued job and record it; returns True on success."""
@@ -227,7 +231,11 @@ class Supervisor:
             "--stall-seconds",
             str(self.stall_seconds),
         ]
-        log_file = open(self.store.log_path(job_id), "ab")
+        try:
+            log_file = _open_log(self.store.log_path(job_id))
+        except OSError as exc:
+            # A directory or a link where the log goes is that one job's problem, not every tick's.
+            return self._fail_start(job_id, f"could not open its log file logs/{job_id}.log ({exc.strerror or exc})")
         try:
             process = subprocess.Popen(
                 command,
@@ -238,9 +246,7 @@ class Supervisor:
                 start_new_session=True,
             )
         except OSError as exc:
-            reason = f"could not start the runner: {exc}"
-            self.store.update(job_id, lambda job: mark_failed(job, reason))
-            return False
+            return self._fail_start(job_id, f"could not start the runner: {exc}")
         finally:
             log_file.close()
         self._children.append(process)
@@ -259,13 +265,27 @@ class Supervisor:
 
         try:
             job = self.store.update(job_id, claim)
-        except JobNotFound:
+        except (JobNotFound, JobFileUnreadable):
             job = None
         if job is None or (job.get("runner") or {}).get("guard") != guard:
             # The job vanished or changed under us; the guard will see it is not its job and exit.
             return False
         return True
 
+    def _fail_start(self, job_id, reason):
+        """Fail a queued job whose runner could not be started; returns False (nothing started)."""
+        try:
+            self.store.update(job_id, lambda job: mark_failed(job, reason[0].upper() + reason[1:] + "."))
+        except (JobNotFound, JobFileUnreadable):
+            pass
+        return False
+
     def _reap_children(self):
         """Collect exited runner guards so they do not linger as zombies."""
         self._children = [child for child in self._children if child.poll() is None]
+
+
+def _open_log(path):
+    """Open a job's log for appending, refusing a symbolic link put in its place (it is never written through)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "ab")

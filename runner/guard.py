@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from hunyuan_api import heartbeat, processes
 from hunyuan_api.job_record import JobStatus, mark_failed, utc_now
-from hunyuan_api.job_store import JobNotFound, JobStore
+from hunyuan_api.job_store import JobFileUnreadable, JobNotFound, JobStore
 
 
 def _say(message):
@@ -40,6 +40,9 @@ def _is_my_job(store, job_id):
         try:
             job = store.get(job_id)
         except JobNotFound:
+            return False
+        except JobFileUnreadable as exc:
+            _say(str(exc))
             return False
     guard = (job.get("runner") or {}).get("guard") or {}
     return guard.get("pid") == os.getpid() and job["status"] == JobStatus.PROCESSING.value
@@ -63,6 +66,9 @@ def _finish(store, job_id, returncode, stopped_because=None):
     try:
         job = store.update(job_id, finish)
     except JobNotFound:
+        return None
+    except JobFileUnreadable as exc:
+        _say(f"cannot record the end: {exc}")
         return None
     if job["status"] == JobStatus.FAILED.value:
         store.partial_video_path(job_id).unlink(missing_ok=True)
@@ -97,7 +103,10 @@ def run(job_id, data_dir, worker_command, timeout, stall_seconds=heartbeat.DEFAU
     def record_worker(job):
         job["runner"]["worker"] = worker
 
-    store.update(job_id, record_worker)
+    try:
+        store.update(job_id, record_worker)
+    except (JobNotFound, JobFileUnreadable) as exc:
+        _say(f"cannot record the work process: {exc}")  # it runs on; its end is still waited for
     # A SIGTERM sent to the guard alone (not its group) should still stop the work.
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     stopped_because = _watch(child, timeout, limit, stall_seconds, beat_path)

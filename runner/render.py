@@ -20,7 +20,7 @@ from hunyuan_api import cost_model, precision  # noqa: E402  (after the environm
 from hunyuan_api.heartbeat import Heartbeat  # noqa: E402
 from hunyuan_api.host import memory_limit_bytes, runner_threads  # noqa: E402
 from hunyuan_api.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
-from hunyuan_api.job_store import JobStore  # noqa: E402
+from hunyuan_api.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
 from hunyuan_api.supervisor import runner_alive  # noqa: E402
 from hunyuan_api.timing_stats import TimingStats  # noqa: E402
 from runner.beats import watch_imports  # noqa: E402
@@ -204,7 +204,14 @@ def main(argv=None):
     heartbeat = Heartbeat(store.heartbeat_path(args.job_id))
     heartbeat.force()
     watch_imports(heartbeat.beat)
-    job = store.get(args.job_id)
+    try:
+        job = store.get(args.job_id)
+    except JobNotFound:
+        _log(f"job {args.job_id} cannot be run: its job file is gone")
+        return 1
+    except JobFileUnreadable as exc:
+        _log(f"job {args.job_id} cannot be run: {exc}")
+        return 1
     started = time.monotonic()
     _log(f"job {args.job_id}: {job['params']}")
     try:
@@ -212,7 +219,10 @@ def main(argv=None):
     except Exception as exc:
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}"
-        store.update(args.job_id, lambda record: mark_failed(record, message))
+        try:
+            store.update(args.job_id, lambda record: mark_failed(record, message))
+        except (JobNotFound, JobFileUnreadable) as lost:
+            _log(f"cannot record the failure: {lost}")
         store.partial_video_path(args.job_id).unlink(missing_ok=True)
         _log(f"job failed after {time.monotonic() - started:.1f} s: {message}")
         return 1

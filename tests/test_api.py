@@ -260,9 +260,11 @@ def test_delete_completed_job_removes_its_video(client, store):
 
 @pytest.fixture
 def video(client, store):
+    """A completed job whose record names its video file (only such files are served)."""
     job_id = submit(client)["job_id"]
     payload = bytes(range(256)) * 40
     store.video_path(job_id).write_bytes(payload)
+    store.update(job_id, lambda j: j.update(status="completed", video={"file": f"{job_id}.mp4"}))
     return job_id, payload
 
 

@@ -126,7 +126,9 @@ def test_stuck_finds_orphaned_runners_and_long_queued_jobs(data_dir, populated, 
 
 def test_prune_dry_run_deletes_nothing_then_prune_removes_old_finished_jobs(data_dir, populated, store):
     code, body = ops_json(data_dir, "prune", "--older-than", "7d", "--dry-run")
-    assert code == 0 and body["dry_run"] is True
+    # 1: the unreadable file is left (and reported) unless --unreadable is given.
+    assert code == 1 and body["dry_run"] is True
+    assert [bad["job_id"] for bad in body["unreadable"]] == [populated["broken"]]
     assert sorted(body["jobs"]) == sorted([populated["old_completed"], populated["old_failed"]])
     assert body["bytes"] > 3000
     assert store.video_path(populated["old_completed"]).exists()
@@ -136,12 +138,16 @@ def test_prune_dry_run_deletes_nothing_then_prune_removes_old_finished_jobs(data
     assert not store.job_path(populated["old_failed"]).exists() and not store.log_path(populated["old_failed"]).exists()
 
     result = ops(data_dir, "prune", "--older-than", "7d")
-    assert result.returncode == 0 and "deleted 1 job(s)" in result.stdout
+    assert result.returncode == 1 and "deleted 1 job(s)" in result.stdout
+    assert "1 unreadable job file(s) left; --unreadable deletes them" in result.stdout
     old = populated["old_completed"]
     for path in (store.job_path(old), store.video_path(old), store.poster_path(old), store.log_path(old)):
         assert not path.exists(), path
     remaining = set(p.stem for p in (data_dir / "jobs").glob("*.json"))
     assert remaining == set(populated.values()) - {old, populated["old_failed"]}  # broken file left alone too
+    result = ops(data_dir, "prune", "--older-than", "0", "--unreadable", "--status", "canceled")
+    assert result.returncode == 0 and f"deleted {populated['broken']}" in result.stdout
+    assert not store.job_path(populated["broken"]).exists()
     assert ops(data_dir, "prune", "--older-than", "soon").returncode == 2
 
 
@@ -166,7 +172,7 @@ def test_prune_waits_for_the_services_lock(data_dir, populated, store):
     finally:
         release.set()
         holder.join()
-    assert process.wait(60) == 0
+    assert process.wait(60) == 1  # 1: the unreadable file is left
     assert not store.job_path(populated["old_completed"]).exists()
 
 
@@ -189,7 +195,7 @@ def test_prune_while_the_service_runs_on_the_same_folder(data_dir, populated):
     with GunicornServer(data_dir, workers=1) as server:
         before = {job["job_id"] for job in server.get("/api/jobs?limit=100").json()["jobs"]}
         assert populated["old_completed"] in before
-        assert ops(data_dir, "prune", "--older-than", "7d").returncode == 0
+        assert ops(data_dir, "prune", "--older-than", "7d").returncode == 1  # the broken file is left
         after = {job["job_id"] for job in server.get("/api/jobs?limit=100").json()["jobs"]}
         assert after == before - {populated["old_completed"], populated["old_failed"]}
         assert server.get(f"/api/status/{populated['old_completed']}").status_code == 404

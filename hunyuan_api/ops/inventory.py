@@ -36,11 +36,16 @@ def age_seconds(job, now=None):
 
 
 def file_size(path):
-    """Size of `path` in bytes, or None if there is no such file."""
+    """Size of `path` in bytes, or None if there is no such file (a link counts as itself, never followed)."""
     try:
-        return path.stat().st_size
+        return os.lstat(path).st_size
     except FileNotFoundError:
         return None
+
+
+def describe_unreadable(unreadable):
+    """JobFileUnreadable errors as `{job_id, file, error}` dicts (what GET /api/jobs lists too)."""
+    return [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable]
 
 
 def job_rows(store, now=None):
@@ -60,18 +65,19 @@ def job_rows(store, now=None):
             "poster_bytes": file_size(store.poster_path(job["job_id"])),
             "prompt": (job.get("params") or {}).get("prompt") or (job.get("request") or {}).get("prompt"),
         })
-    return rows, [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable]
+    return rows, describe_unreadable(unreadable)
 
 
 def stuck_jobs(store, queued_older_than, now=None):
-    """Jobs that will not move on by themselves, each as `{job_id, status, reason}`.
+    """`(stuck, unreadable)`: jobs that will not move on by themselves, each as `{job_id, status, reason}`,
+    and the job files that cannot be read.
 
     Processing jobs none of whose runner processes is alive (checked by pid and
     start time, as the supervisor does; a running server fails these within a
     second), and queued jobs waiting longer than `queued_older_than` seconds.
     """
     now = now or datetime.now(timezone.utc)
-    jobs, _ = store.list()
+    jobs, unreadable = store.list()
     found = []
     for job in jobs:
         runner = job.get("runner") or {}
@@ -82,13 +88,14 @@ def stuck_jobs(store, queued_older_than, now=None):
         elif job["status"] == JobStatus.QUEUED.value and age_seconds(job, now) > queued_older_than:
             found.append({"job_id": job["job_id"], "status": job["status"],
                           "reason": f"queued for {round(age_seconds(job, now))} s"})
-    return found
+    return found, describe_unreadable(unreadable)
 
 
 def prune_candidates(store, older_than, statuses, now=None):
-    """Finished jobs with a status in `statuses` that finished more than `older_than` seconds ago."""
+    """`(chosen, unreadable)`: finished jobs with a status in `statuses` that finished more than
+    `older_than` seconds ago, and the job files that cannot be read."""
     now = now or datetime.now(timezone.utc)
-    jobs, _ = store.list()
+    jobs, unreadable = store.list()
     chosen = []
     for job in jobs:
         if not is_finished(job["status"]) or job["status"] not in statuses:
@@ -96,7 +103,16 @@ def prune_candidates(store, older_than, statuses, now=None):
         finished = parse_time(job.get("finished_at") or job.get("updated_at") or job["created_at"])
         if (now - finished).total_seconds() > older_than:
             chosen.append(job)
-    return chosen
+    return chosen, describe_unreadable(unreadable)
+
+
+def modified_seconds_ago(path, now=None):
+    """Seconds since `path` itself (a link, not its target) was last changed; None if it is gone."""
+    now = now or datetime.now(timezone.utc)
+    try:
+        return now.timestamp() - os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def job_bytes(store, job_id):
@@ -125,6 +141,25 @@ def prune(store, jobs):
                 continue  # its runner is still exiting, and its record is what holds its slot
             store.delete(job["job_id"])  # the lock is re-entrant: same lock, same process
         removed.append(job["job_id"])
+    return removed
+
+
+def prune_unreadable(store, entries):
+    """Delete the jobs of unreadable files (`describe_unreadable` entries); returns the ids removed.
+
+    Each is re-read under the store's lock and removed only if it still cannot be
+    read: a file the service or an operator repaired meanwhile is kept.
+    """
+    removed = []
+    for entry in entries:
+        with store.locked():
+            try:
+                store.get(entry["job_id"])
+            except JobNotFound:
+                continue
+            except JobFileUnreadable:
+                store.delete(entry["job_id"])
+                removed.append(entry["job_id"])
     return removed
 
 

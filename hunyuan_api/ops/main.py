@@ -12,12 +12,12 @@ from ..job_store import JobFileUnreadable, JobNotFound, JobStore
 from . import inventory
 
 EXIT_OK = 0
-EXIT_FOUND = 1  # `stuck` found stuck jobs; `jobs` found unreadable files
+EXIT_FOUND = 1  # `stuck` found stuck jobs; `jobs`, `stuck` or `prune` found unreadable job files
 EXIT_USAGE = 2
 EXIT_NO_JOB = 3  # `show`: no such job, or its file cannot be read
 FINISHED = ("completed", "failed", "canceled")
 
-EPILOG = """exit codes: 0 fine · 1 something to look at (stuck jobs, unreadable job files)
+EPILOG = """exit codes: 0 fine · 1 something to look at (stuck jobs, unreadable job files left)
   2 bad command line or no data folder · 3 no such job, or its file is unreadable"""
 
 
@@ -39,6 +39,9 @@ def build_parser():
     prune.add_argument("--older-than", required=True, type=_duration, help="finished longer ago than this: 7d, 12h")
     prune.add_argument("--status", action="append", choices=FINISHED,
                        help="only jobs with this status (repeatable; default all finished)")
+    prune.add_argument("--unreadable", action="store_true",
+                       help="also delete job files that cannot be read (with the job's video, poster and log), "
+                       "if the file itself was last changed longer ago than --older-than")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     commands.add_parser("du", help="disk use by folder, and free space")
     return parser
@@ -82,6 +85,11 @@ def emit(args, value, text_lines):
             print(line)
 
 
+def unreadable_lines(unreadable):
+    """One line per job file that cannot be read, saying why."""
+    return [f"UNREADABLE {printable(bad['file'])}: {printable(bad['error'])}" for bad in unreadable]
+
+
 def cmd_jobs(store, args):
     """List every job, oldest first, and report unreadable files."""
     rows, unreadable = inventory.job_rows(store)
@@ -90,7 +98,7 @@ def cmd_jobs(store, args):
         prompt = printable((row["prompt"] or "")[:40])
         lines.append(f"{printable(row['job_id']):36}  {printable(row['status']):10}  {printable(row['phase']):14}  "
                      f"{human_age(row['age_seconds']):>5}  {human_bytes(row['video_bytes']):>9}  {prompt}")
-    lines += [f"UNREADABLE {printable(bad['file'])}: {printable(bad['error'])}" for bad in unreadable]
+    lines += unreadable_lines(unreadable)
     lines.append(f"{len(rows)} job(s), {len(unreadable)} unreadable file(s)")
     emit(args, {"jobs": rows, "unreadable": unreadable}, lines)
     return EXIT_FOUND if unreadable else EXIT_OK
@@ -120,25 +128,39 @@ def cmd_show(store, args):
 
 
 def cmd_stuck(store, args):
-    """Report jobs that will not move on by themselves (exit 1 if there are any)."""
-    found = inventory.stuck_jobs(store, args.queued_older_than)
+    """Report jobs that will not move on by themselves, and unreadable job files (exit 1 if there are any)."""
+    found, unreadable = inventory.stuck_jobs(store, args.queued_older_than)
     lines = [f"{printable(item['job_id'])}  {printable(item['reason'])}" for item in found] or ["no stuck jobs"]
-    emit(args, {"stuck": found}, lines)
-    return EXIT_FOUND if found else EXIT_OK
+    lines += unreadable_lines(unreadable)
+    emit(args, {"stuck": found, "unreadable": unreadable}, lines)
+    return EXIT_FOUND if found or unreadable else EXIT_OK
 
 
 def cmd_prune(store, args):
     """Delete finished jobs older than --older-than (or list them with --dry-run)."""
     statuses = set(args.status or FINISHED)
-    chosen = inventory.prune_candidates(store, args.older_than, statuses)
-    sizes = {job["job_id"]: inventory.job_bytes(store, job["job_id"]) for job in chosen}
-    removed = [] if args.dry_run else inventory.prune(store, chosen)
-    listed = [job["job_id"] for job in chosen] if args.dry_run else removed
+    chosen, unreadable = inventory.prune_candidates(store, args.older_than, statuses)
+    broken = []
+    if args.unreadable:
+        ages = {bad["job_id"]: inventory.modified_seconds_ago(store.job_path(bad["job_id"])) for bad in unreadable}
+        broken = [bad for bad in unreadable if ages[bad["job_id"]] is not None and ages[bad["job_id"]] > args.older_than]
+    ids = [job["job_id"] for job in chosen] + [bad["job_id"] for bad in broken]
+    sizes = {job_id: inventory.job_bytes(store, job_id) for job_id in ids}
+    if args.dry_run:
+        listed = ids
+    else:
+        listed = inventory.prune(store, chosen) + inventory.prune_unreadable(store, broken)
+    left = [bad for bad in unreadable if args.dry_run or bad["job_id"] not in listed]
     verb = "would delete" if args.dry_run else "deleted"
     lines = [f"{verb} {printable(job_id)}  ({human_bytes(sizes[job_id])})" for job_id in listed]
     lines.append(f"{verb} {len(listed)} job(s), {human_bytes(sum(sizes[j] for j in listed))}")
-    emit(args, {"dry_run": args.dry_run, "jobs": listed, "bytes": sum(sizes[j] for j in listed)}, lines)
-    return EXIT_OK
+    lines += unreadable_lines(left)
+    if left:
+        hint = "" if args.unreadable else "; --unreadable deletes them"
+        lines.append(f"{len(left)} unreadable job file(s) left{hint}")
+    emit(args, {"dry_run": args.dry_run, "jobs": listed, "bytes": sum(sizes[j] for j in listed),
+                "unreadable": left}, lines)
+    return EXIT_FOUND if left else EXIT_OK
 
 
 def cmd_du(store, args):

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import validate
 
 from ..job_store import JobFileUnreadable, JobNotFound
+from ..regular_file import open_regular
 from ..services import services
 from .job_lookup import require_access
 
@@ -29,18 +30,31 @@ class JobLogQuerySchema(ma.Schema):
     )
 
 
-def read_tail(path, lines):
-    """The last `lines` lines of the file at `path`, as bytes (the whole file if it has fewer)."""
-    with open(path, "rb") as handle:
-        handle.seek(0, 2)
-        position = handle.tell()
-        chunk = b""
-        # One more newline than lines wanted, unless the file ends without one.
-        while position > 0 and chunk.count(b"\n") <= lines:
-            step = min(_BLOCK, position)
-            position -= step
-            handle.seek(position)
-            chunk = handle.read(step) + chunk
+def read_log(path, lines=None):
+    """The log at `path` as bytes: all of it, or its last `lines` lines.
+
+    Only a regular file is read, never through a symbolic link (regular_file.py);
+    anything else in its place reads as no log at all.
+    """
+    try:
+        handle, _ = open_regular(path)
+    except OSError:  # absent (the runner has not started), a link, a directory
+        return b""
+    with handle:
+        return handle.read() if lines is None else read_tail(handle, lines)
+
+
+def read_tail(handle, lines):
+    """The last `lines` lines of the open binary file `handle` (the whole file if it has fewer)."""
+    handle.seek(0, 2)
+    position = handle.tell()
+    chunk = b""
+    # One more newline than lines wanted, unless the file ends without one.
+    while position > 0 and chunk.count(b"\n") <= lines:
+        step = min(_BLOCK, position)
+        position -= step
+        handle.seek(position)
+        chunk = handle.read(step) + chunk
     kept = chunk.splitlines(keepends=True)[-lines:]
     return b"".join(kept)
 
@@ -66,14 +80,7 @@ class JobLog(MethodView):
             abort(404, message="Job not found")
         except JobFileUnreadable:
             pass  # the log may be exactly what explains a broken job
-        path = store.log_path(job_id)
-        try:
-            if "tail" in query:
-                body = read_tail(path, query["tail"])
-            else:
-                body = path.read_bytes()
-        except FileNotFoundError:
-            body = b""
+        body = read_log(store.log_path(job_id), query.get("tail"))
         # Runner output is UTF-8 but may hold stray bytes (a killed write): never fail on them.
         text = body.decode("utf-8", errors="replace")
         return Response(text, mimetype="text/plain", headers={"Cache-Control": "no-cache"})

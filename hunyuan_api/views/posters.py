@@ -19,6 +19,8 @@ class Poster(MethodView):
         """Download a video's poster image
 
         Only names of the form `<job_id>.jpg` are served, from the videos folder
-        alone; anything else (other folders, `..`, hidden or partial files) is a 404.
+        alone, and only the poster a completed job's record names, as a regular file
+        (never through a symbolic link); anything else (other folders, `..`, hidden
+        or partial files) is a 404.
         """
-        return send_job_file(filename, "jpg", services().store.poster_path, "image/jpeg", "Poster not found")
+        return send_job_file(filename, "jpg", "poster", services().store.poster_path, "image/jpeg", "Poster not found")

@@ -19,6 +19,8 @@ class Video(MethodView):
         """Download or stream a generated video
 
         Only names of the form `<job_id>.mp4` are served, from the videos folder
-        alone; anything else (other folders, `..`, hidden or partial files) is a 404.
+        alone, and only the video a completed job's record names, as a regular file
+        (never through a symbolic link); anything else (other folders, `..`, hidden
+        or partial files) is a 404.
         """
-        return send_job_file(filename, "mp4", services().store.video_path, "video/mp4", "Video not found")
+        return send_job_file(filename, "mp4", "video", services().store.video_path, "video/mp4", "Video not found")
