@@ -263,4 +263,6 @@ _TOP = {
     "memory": obj(values=obj(values=nullable(number), null=True), null=True),
     "webhook": obj(_WEBHOOK, required=("url", "attempts"), null=True),
     "idempotency_key_sha256": nullable(sha256_hex),
+    # The name of the API key that created the job (auth.may_see compares it).
+    "owner": _TEXT,
 }

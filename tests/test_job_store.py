@@ -206,6 +206,7 @@ def test_a_record_with_every_field_passes(store):
         ("phase", 7, "phase must be a string or null"),
         ("request", "p", "request must be an object or null"),
         ("idempotency_key_sha256", "../jobs/x", "idempotency_key_sha256 must be 64 lowercase hex digits"),
+        ("owner", ["alice"], "owner must be a string or null"),
         ("format_version", 2, "written in format version 2"),
         ("format_version", "1", "format_version must be a positive integer"),
     ],
