@@ -58,8 +58,11 @@ def find(store, key, digest, owner=None):
     except (FileNotFoundError, ValueError):
         return None
     try:
-        job = store.get(entry["job_id"])
-    except (JobNotFound, JobFileUnreadable, KeyError):
+        # A hand-edited mapping of any shape only frees its key (store.get refuses a non-id).
+        job = store.get(entry["job_id"]) if isinstance(entry, dict) else None
+        if job is None:
+            raise KeyError("job_id")
+    except (JobNotFound, JobFileUnreadable, KeyError, TypeError):
         path.unlink(missing_ok=True)  # its job is gone: the key expired with it
         return None
     if job.get("owner") != owner:

@@ -176,7 +176,7 @@ class TimingStats:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) and data.get("format_version") == FORMAT_VERSION else {}
+        return data if _well_formed(data) else {}
 
     def _write(self, change):
         with self._lock:
@@ -228,6 +228,32 @@ class TimingStats:
                     points.setdefault(phase, []).append((work.get("steps", 1.0), raw, entry["seconds"]))
         rates.fits = {phase: fit_phase(p[-RATE_WINDOW:]) for phase, p in points.items()}
         return rates
+
+
+def _well_formed(data):
+    """True if a stats file's content has the shapes the readers walk (a hand edit may not)."""
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        return False
+    samples, calibration = data.get("samples", []), data.get("calibration")
+    if not isinstance(samples, list) or not isinstance(calibration, (dict, type(None))):
+        return False
+    for sample in samples:
+        if not isinstance(sample, dict) or not isinstance(sample.get("phases", {}), dict):
+            return False
+        if not all(isinstance(entry, dict) and isinstance(entry.get("work") or {}, dict)
+                   for entry in sample.get("phases", {}).values()):
+            return False
+    if calibration is None:
+        return True
+    measured = calibration.get("by_threads") or {}
+    return isinstance(measured, dict) and all(
+        str(count).isdigit() and isinstance(kinds, dict) and all(_is_number(v) for v in kinds.values())
+        for count, kinds in measured.items()
+    )
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _kinds_for(calibration, threads):

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from hunyuan_api.job_record import JobStatus, new_job_id, utc_now
 from hunyuan_api.ops.main import main as ops_main
+from hunyuan_api.timing_stats import FORMAT_VERSION
 
 from .conftest import ROOT, SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .test_ops import add_job
@@ -316,3 +317,34 @@ def test_random_job_files_never_stop_real_jobs(data_dir, outside, caplog):
         svc.supervisor.stop()
     errors = [r for r in caplog.records if r.name.startswith("hunyuan_api") and r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [[1, 2], {"samples": "x"}, {"samples": [{"phases": []}]}, {"samples": [{"phases": {"denoising": 5}}]},
+     {"calibration": {"by_threads": {"two": {"linear": 1}}}}, {"calibration": {"by_threads": {"2": {"linear": "fast"}}}}],
+)
+def test_a_hand_edited_stats_file_costs_estimates_not_answers(client, data_dir, content):
+    """A stats file of any shape is ignored (priors are used): status, listing and info still answer."""
+    submitted = client.post("/api/generate", json=SMALL_REQUEST).get_json()
+    paths = list((data_dir / "stats").glob("*.json"))
+    assert paths
+    for path in paths:
+        # The current format's version, so the reader walks the content instead of ignoring it.
+        path.write_text(json.dumps(content if isinstance(content, list) else {"format_version": FORMAT_VERSION} | content))
+    assert client.get(f"/api/status/{submitted['job_id']}").status_code == 200
+    assert client.get("/api/jobs").status_code == 200
+    assert client.get("/api/info").status_code == 200
+
+
+@pytest.mark.parametrize("content", [b"[1]", b'"x"', b'{"job_id": 5}', b'{"job_id": ["a"]}', b"\xff"])
+def test_a_hand_edited_idempotency_mapping_only_frees_its_key(client, data_dir, content):
+    """A mapping file of any shape is treated as absent: the retried submission makes a new job."""
+    headers = {"Idempotency-Key": "retry-me"}
+    first = client.post("/api/generate", json=SMALL_REQUEST, headers=headers)
+    assert first.status_code == 200
+    for path in (data_dir / "idempotency").glob("*.json"):
+        path.write_bytes(content)
+    again = client.post("/api/generate", json=SMALL_REQUEST, headers=headers)
+    assert again.status_code == 200
+    assert again.get_json()["job_id"] != first.get_json()["job_id"]
