@@ -31,8 +31,8 @@ from diffusers.models.transformers.transformer_hunyuan_video import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hunyuan_api.cost_model import TEXT_TOKENS  # noqa: E402
-from hunyuan_api.precision import choose_compute  # noqa: E402
+from hunyuan_core.cost_model import TEXT_TOKENS  # noqa: E402
+from hunyuan_core.precision import choose_compute  # noqa: E402
 
 HEADS, HEAD_DIM, LATENT_CHANNELS = 24, 128, 16
 WIDTH = HEADS * HEAD_DIM

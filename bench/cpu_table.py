@@ -6,7 +6,7 @@ Measures this machine's speed at the real model's own shapes (matrix products
 at width 3072, attention with 24 heads of 128, the VAE's 128-channel 3-D
 convolutions: runner/calibrate.py, no weights needed) in fp32, and in bf16 too
 where this CPU multiplies bf16 natively (the runner then computes in it), then prices each
-setting of the API document with the cost model (hunyuan_api/cost_model.py):
+setting of the API document with the cost model (hunyuan_core/cost_model.py):
 text encoding, every denoising step, VAE decoding. The 8-core host is this
 machine's measured per-core speed times 8 cores, which assumes a CPU of the same
 class (Render does not publish its CPU model) and perfect scaling: a best case,
@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hunyuan_api import cost_model, precision  # noqa: E402
-from hunyuan_api.host import cpu_cores, cpu_model  # noqa: E402
+from hunyuan_core import cost_model, precision  # noqa: E402
+from hunyuan_core.host import cpu_cores, cpu_model  # noqa: E402
 from runner.calibrate import measure  # noqa: E402
 from runner.pipeline import DTYPES  # noqa: E402
 

@@ -12,7 +12,7 @@ sizes one after another. For each job it records:
   step is reported, against the time that really remained; target within +/-15%.
 
 The first job of each model is estimated from the calibration alone; later ones
-also learn from the jobs before them (hunyuan_api/timing_stats.py).
+also learn from the jobs before them (hunyuan_core/timing_stats.py).
 """
 
 import argparse

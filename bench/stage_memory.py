@@ -34,9 +34,9 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hunyuan_api import params as api_params  # noqa: E402
-from hunyuan_api import cost_model, precision  # noqa: E402
-from hunyuan_api.host import memory_limit_bytes  # noqa: E402
+from hunyuan_core import params as api_params  # noqa: E402
+from hunyuan_core import cost_model, precision  # noqa: E402
+from hunyuan_core.host import memory_limit_bytes  # noqa: E402
 
 SHARD_BYTES = 4 * 2**30
 LLAMA = dict(vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,

@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scaled_down import build_scaled_down  # noqa: E402
-from hunyuan_api import cost_model, params, precision  # noqa: E402
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource  # noqa: E402
+from hunyuan_core import cost_model, params, precision  # noqa: E402
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource  # noqa: E402
 
 SETTINGS = [
     ("none", None),

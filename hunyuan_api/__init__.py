@@ -1,21 +1,24 @@
-"""HunyuanVideo REST API: the web service (Flask + flask-smorest).
+"""HunyuanVideo REST API: the web service (Flask + flask-smorest), the web face of `hunyuan_core`.
 
-This package never imports torch or diffusers: generation happens in runner
-processes (see the `runner` package), so web workers stay small and fast.
+This package holds only what speaks HTTP: the app factory, the Api and its error
+answers, authentication, body limits, schemas, views and the gunicorn worker. The
+job store, supervisor, settings and estimates it uses live in `hunyuan_core`.
+It never imports torch or diffusers: generation happens in runner processes (see
+the `runner` package), so web workers stay small and fast.
 """
 
-__version__ = "1.0.0"
+import logging
 
-import logging  # noqa: E402  (the version must exist before the modules that report it)
+from flask import Flask
 
-from flask import Flask  # noqa: E402
+from hunyuan_core import __version__, config, params  # noqa: F401  (__version__: the service's version)
+from hunyuan_core.job_store import JobStore
+from hunyuan_core.model_source import EmbeddedModelBuilder, resolve
+from hunyuan_core.supervisor import Supervisor
 
-from . import auth, body_limits, config, params  # noqa: E402
-from .api import Api  # noqa: E402
-from .job_store import JobStore  # noqa: E402
-from .model_source import EmbeddedModelBuilder, resolve  # noqa: E402
-from .services import Services  # noqa: E402
-from .supervisor import Supervisor  # noqa: E402
+from . import auth, body_limits
+from .api import API_SETTINGS, Api
+from .services import Services
 
 
 def create_app(test_config=None):
@@ -25,7 +28,7 @@ def create_app(test_config=None):
     that drive the supervisor themselves turn it off.
     """
     app = Flask(__name__)
-    app.config.from_mapping(config.API_SETTINGS)
+    app.config.from_mapping(API_SETTINGS)
     app.config["SUPERVISOR_AUTOSTART"] = True
     app.config["WORKER_COMMAND"] = None
     if test_config is None:
@@ -79,9 +82,9 @@ def create_app(test_config=None):
 
 def _housekeeping(store, settings):
     """Retention and webhook delivery for finished jobs, run by the supervisor's ticks."""
-    from .housekeeping import Housekeeping
-    from .job_views import JobViewer
-    from .webhooks import WebhookSender
+    from hunyuan_core.housekeeping import Housekeeping
+    from hunyuan_core.job_views import JobViewer
+    from hunyuan_core.webhooks import WebhookSender
 
     def describe(job):
         return JobViewer(store, settings["MAX_WORKERS"], settings["RUNNER_THREADS"]).describe(job)

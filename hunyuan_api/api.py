@@ -1,4 +1,4 @@
-"""flask-smorest's Api and Blueprint, with error bodies that carry the API document's `detail` field."""
+"""flask-smorest's Api, its settings and Blueprint, with error bodies that carry the API document's `detail` field."""
 
 import json
 import sys
@@ -8,6 +8,31 @@ import marshmallow as ma
 from flask_smorest import Api as SmorestApi
 from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from webargs.flaskparser import FlaskParser, abort
+from werkzeug.exceptions import HTTPException
+
+from hunyuan_core import __version__
+
+# flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/docs_assets.py).
+API_SETTINGS = {
+    "API_TITLE": "HunyuanVideo REST API",
+    "API_VERSION": __version__,
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "/docs-assets/swagger-ui/",
+    "OPENAPI_REDOC_PATH": "/redoc",
+    "OPENAPI_REDOC_URL": "/docs-assets/redoc/redoc.standalone.js",
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": (
+                "Text-to-video generation with Tencent's HunyuanVideo. Submit a job with POST /api/generate, "
+                "poll GET /api/status/{job_id}, then download the MP4 from the video_url it returns. "
+                "Every error body carries a human-readable `detail`."
+            )
+        }
+    },
+}
 
 
 class ErrorSchema(SmorestErrorSchema):
@@ -84,3 +109,19 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint whose request bodies go through RequestParser."""
 
     ARGUMENTS_PARSER = RequestParser()
+
+
+class InsufficientStorage(HTTPException):
+    """HTTP 507, which Werkzeug has no exception for; raise it through `refuse`."""
+
+    code = 507
+    description = "Insufficient Storage"
+
+
+def refuse(refused):
+    """Raise the HTTP error for an admission.Refused submission, with `detail` and headers (flask-smorest's way)."""
+    if refused.code == 507:
+        error = InsufficientStorage()
+        error.data = {"message": refused.detail, "headers": refused.headers}
+        raise error
+    flask_smorest.abort(refused.code, message=refused.detail, headers=refused.headers)

@@ -8,17 +8,17 @@ import os
 import subprocess
 import sys
 
-from hunyuan_api import config as service_settings  # not "config": gunicorn reads that name as a setting
 from hunyuan_api import web_worker
-from hunyuan_api.model_source import EmbeddedModelBuilder, resolve
-from hunyuan_api.supervisor import PROJECT_ROOT
+from hunyuan_core import config as service_settings  # not "config": gunicorn reads that name as a setting
+from hunyuan_core.model_source import EmbeddedModelBuilder, resolve
+from hunyuan_core.supervisor import PROJECT_ROOT
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '10000')}"
 # Web workers only validate, read files and start runners; generation happens in
 # runner processes, so a few workers with a few threads each are plenty.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threaded workers: an open event stream (GET /api/jobs/<id>/events) holds one thread,
-# not a whole process, and at most EVENTS_MAX_STREAMS of a worker's threads (config.py
+# not a whole process, and at most EVENTS_MAX_STREAMS of a worker's threads (hunyuan_core/config.py
 # keeps that below WEB_THREADS), so streams never starve the rest of the API.
 # gthread, except that neither a thread nor the main loop ever waits for a slow client:
 # request heads are collected in the worker's selector and must arrive within

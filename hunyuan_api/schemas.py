@@ -8,9 +8,9 @@ import marshmallow as ma
 from flask import current_app
 from marshmallow import validate
 
-from . import webhook_guard
-from .job_record import JobStatus
-from .params import CONFIGURABLE, MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
+from hunyuan_core import webhook_guard
+from hunyuan_core.job_record import JobStatus
+from hunyuan_core.params import CONFIGURABLE, MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
 
 _RANGE_ERROR = "Must be between {min} and {max}; got {input}."
 
@@ -86,7 +86,7 @@ def _configured_range(name):
 
 
 def _parameter_fields():
-    """One schema field per generation parameter, from the table in params.py.
+    """One schema field per generation parameter, from the table in hunyuan_core/params.py.
 
     Parameters in params.CONFIGURABLE take their default and range from the app's
     settings at request time (create_app writes them into the OpenAPI document).

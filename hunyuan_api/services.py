@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from .job_store import JobStore
-from .model_source import EmbeddedModelBuilder, ModelSource
-from .supervisor import Supervisor
+from hunyuan_core.job_store import JobStore
+from hunyuan_core.model_source import EmbeddedModelBuilder, ModelSource
+from hunyuan_core.supervisor import Supervisor
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """`hunyuan-video`: a command-line client of the HunyuanVideo REST API.
 
 Standard library only (urllib, argparse), so it installs and starts anywhere in a
-fraction of a second; it never imports the service or torch.
+fraction of a second; it never imports the service or torch. The operator commands
+(`hunyuan-ops`, in `ops/`) are the one part that stands on `hunyuan_core`, to work on
+a data folder directly; the client (`main.py`) never imports them.
 
 Exit codes (also in `hunyuan-video --help`):
 

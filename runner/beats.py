@@ -1,4 +1,4 @@
-"""Where the work process's progress heartbeat beats (see hunyuan_api/heartbeat.py).
+"""Where the work process's progress heartbeat beats (see hunyuan_core/heartbeat.py).
 
 Only real progress beats: a module being imported, a block or layer of a model
 starting or finishing its forward pass. A process stuck anywhere (a deadlock, a

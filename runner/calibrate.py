@@ -6,7 +6,7 @@ No weights are loaded: the measurements use random tensors shaped like the
 model's layers (its hidden width, attention heads and head size, the VAE's
 full-size channel count), at each thread count a runner can get (all cores when
 alone, its share beside others). The result calibrates every estimate the
-service makes for that model (hunyuan_api/timing_stats.py). Takes a few seconds;
+service makes for that model (hunyuan_core/timing_stats.py). Takes a few seconds;
 runs again when the host's CPU or core count changes.
 """
 
@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 import runner.pipeline  # noqa: F401  (imported like a runner imports it, so start-up is measured truly)
-from hunyuan_api import cost_model, model_source, precision
-from hunyuan_api.host import cpu_cores, cpu_model
-from hunyuan_api.timing_stats import TimingStats
+from hunyuan_core import cost_model, model_source, precision
+from hunyuan_core.host import cpu_cores, cpu_model
+from hunyuan_core.timing_stats import TimingStats
 
 LINEAR_TOKENS = 1024
 # Attention is sampled with about this many FLOPs: a long sequence for a narrow
@@ -106,9 +106,9 @@ PROBE_BUDGET_SECONDS = 30
 
 def probe_samples(model_dir, rates, threads, compute="auto"):
     """Render the probe jobs (if cheap enough), computing in `compute`, and return their timing samples."""
-    from hunyuan_api import params as api_params
-    from hunyuan_api import precision
-    from hunyuan_api.timing_stats import PRIOR_RATES, Rates
+    from hunyuan_core import params as api_params
+    from hunyuan_core import precision
+    from hunyuan_core.timing_stats import PRIOR_RATES, Rates
     from runner.memory import freeze_long_lived
     from runner.pipeline import StagedPipeline
 

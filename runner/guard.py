@@ -7,7 +7,7 @@ work process ends (an exception, `sys.exit`, SIGKILL from the OOM killer, a
 timeout, a stall), the guard records the exit status and, if the job was left
 unfinished, marks it failed with an error that says what happened.
 
-It also watches the work process's progress heartbeat (hunyuan_api/heartbeat.py):
+It also watches the work process's progress heartbeat (hunyuan_core/heartbeat.py):
 a work process that makes no progress for the stall limit (a deadlock, a stuck
 read) is killed with everything it started, and its job failed saying it stalled.
 The guard itself imports neither torch nor diffusers, so it costs a few megabytes.
@@ -23,9 +23,9 @@ import time
 
 from filelock import FileLock
 
-from hunyuan_api import heartbeat, processes
-from hunyuan_api.job_record import JobStatus, mark_failed, utc_now
-from hunyuan_api.job_store import JobFileUnreadable, JobNotFound, JobStore
+from hunyuan_core import heartbeat, processes
+from hunyuan_core.job_record import JobStatus, mark_failed, utc_now
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore
 
 
 def _say(message):

@@ -12,7 +12,7 @@ Every stage is still the pipeline's own code (`encode_prompt`, `__call__` with
 `output_type="latent"`, `vae.decode`); components are loaded with their
 `from_pretrained` from the same local folder, memory-mapped when stored in the
 file's own dtype, and upcast layer by layer when stored smaller than the compute
-dtype (see hunyuan_api/precision.py).
+dtype (see hunyuan_core/precision.py).
 """
 
 import importlib
@@ -24,10 +24,10 @@ from diffusers import HunyuanVideoPipeline
 from diffusers.hooks import apply_layerwise_casting
 from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
-from hunyuan_api import cost_model
-from hunyuan_api.cost_model import decode_tiled
-from hunyuan_api.host import memory_limit_bytes
-from hunyuan_api.model_source import METADATA_FILE
+from hunyuan_core import cost_model
+from hunyuan_core.cost_model import decode_tiled
+from hunyuan_core.host import memory_limit_bytes
+from hunyuan_core.model_source import METADATA_FILE
 from runner.beats import watch_blocks
 from runner.memory import StageMemory, release
 
@@ -97,7 +97,7 @@ class StagedPipeline:
 
     def __init__(self, model_dir, device, plan, step_cache=None, keep_loaded=False, beat=None):
         self.model_dir = str(model_dir)
-        # Progress heartbeat (hunyuan_api/heartbeat.py): called around loads and in every block.
+        # Progress heartbeat (hunyuan_core/heartbeat.py): called around loads and in every block.
         self.beat = beat or _no_beat
         self.device = device
         self.compute = DTYPES[plan["compute_dtype"]]

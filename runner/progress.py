@@ -4,8 +4,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from hunyuan_api import estimates
-from hunyuan_api.job_record import JobStatus, Phase, parse_time, utc_now
+from hunyuan_core import estimates
+from hunyuan_core.job_record import JobStatus, Phase, parse_time, utc_now
 
 
 class ProgressReporter:

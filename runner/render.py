@@ -16,13 +16,13 @@ import traceback
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hunyuan_api import cost_model, precision  # noqa: E402  (after the environment is set)
-from hunyuan_api.heartbeat import Heartbeat  # noqa: E402
-from hunyuan_api.host import memory_limit_bytes, runner_threads  # noqa: E402
-from hunyuan_api.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
-from hunyuan_api.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
-from hunyuan_api.supervisor import runner_alive  # noqa: E402
-from hunyuan_api.timing_stats import TimingStats  # noqa: E402
+from hunyuan_core import cost_model, precision  # noqa: E402  (after the environment is set)
+from hunyuan_core.heartbeat import Heartbeat  # noqa: E402
+from hunyuan_core.host import memory_limit_bytes, runner_threads  # noqa: E402
+from hunyuan_core.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
+from hunyuan_core.supervisor import runner_alive  # noqa: E402
+from hunyuan_core.timing_stats import TimingStats  # noqa: E402
 from runner.beats import watch_imports  # noqa: E402
 from runner.progress import ProgressReporter  # noqa: E402
 
@@ -37,7 +37,7 @@ def _log(message):
 def render(store, job, beat):
     """Generate the job's video; returns the completed job record.
 
-    `beat()` is the progress heartbeat (hunyuan_api/heartbeat.py): it is called
+    `beat()` is the progress heartbeat (hunyuan_core/heartbeat.py): it is called
     wherever real work advances, never on a timer.
     """
     params = job["params"]

@@ -9,8 +9,8 @@ jobs start and finish. RUNNER_THREADS pins a fixed number instead.
 
 import time
 
-from hunyuan_api.host import runner_threads
-from hunyuan_api.supervisor import runner_alive
+from hunyuan_core.host import runner_threads
+from hunyuan_core.supervisor import runner_alive
 
 RECHECK_SECONDS = 5.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 # Bump the version in EMBEDDED_MODEL_NAME when anything below changes what gets
 # built, so an old build is never mistaken for the current one.
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME, METADATA_FILE
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME, METADATA_FILE
 
 # The Llama-3 chat markers used by the pipeline's prompt template: they must be
 # single tokens, as they are in the real tokenizer.

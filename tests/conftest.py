@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from hunyuan_api import create_app
-from hunyuan_api.job_store import JobStore
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource
-from hunyuan_api.precision import choose_compute
+from hunyuan_core.job_store import JobStore
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource
+from hunyuan_core.precision import choose_compute
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_RUNNERS = Path(__file__).resolve().parent / "fixtures" / "runners"
 ARTIFACTS = ROOT / "test-artifacts"
 
 # What runners compute in on this host with the default COMPUTE_DTYPE=auto: bf16 where the CPU
-# has native bf16 (AVX512_BF16/AMX), fp32 elsewhere (see hunyuan_api/precision.py).
+# has native bf16 (AVX512_BF16/AMX), fp32 elsewhere (see hunyuan_core/precision.py).
 COMPUTE_HERE = choose_compute("cpu", "auto")[0]
 
 # A request small enough to render in seconds on two cores with the tiny model.

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from hunyuan_api import params
-from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_core import params
+from hunyuan_core.job_record import new_job, new_job_id
 
 from .conftest import SMALL_REQUEST, make_app
 

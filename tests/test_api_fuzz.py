@@ -22,8 +22,8 @@ from schemathesis.checks import (
 )
 
 from hunyuan_api import create_app
-from hunyuan_api.job_record import new_job, new_job_id, utc_now
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME
+from hunyuan_core.job_record import new_job, new_job_id, utc_now
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 # Enough to reach every operation and its error paths, small enough for ~2 minutes on 2 cores.
 EXAMPLES_PER_OPERATION = 100

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 from .conftest import ROOT
 from .mp4_check import assert_playable_mp4, inspect_image
@@ -175,10 +175,10 @@ def test_the_api_key_comes_from_the_flag_or_the_environment(data_dir):
 
 def test_the_console_script_is_declared_and_needs_no_torch():
     setup = (ROOT / "setup.cfg").read_text()
-    assert "hunyuan-video = hunyuan_cli.main:main" in setup and "hunyuan-ops = hunyuan_api.ops.main:main" in setup
+    assert "hunyuan-video = hunyuan_cli.main:main" in setup and "hunyuan-ops = hunyuan_cli.ops.main:main" in setup
     check = subprocess.run([sys.executable, "-c", "import sys, hunyuan_cli.main; "
                             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-                            "('torch', 'diffusers', 'flask', 'hunyuan_api')))"],
+                            "('torch', 'diffusers', 'flask', 'hunyuan_api', 'hunyuan_core')))"],
                            capture_output=True, text=True, cwd=ROOT, check=True)
     assert check.stdout.strip() == "[]"
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hunyuan_api import processes
+from hunyuan_core import processes
 
 from .conftest import SMALL_REQUEST, artifact_path, wait_for
 from .server import GunicornServer, kill_all_runners, runner_processes

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hunyuan_api import cost_model, estimates
-from hunyuan_api.job_record import new_job, new_job_id
-from hunyuan_api.timing_stats import PRIOR_RATES, TimingStats
+from hunyuan_core import cost_model, estimates
+from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.timing_stats import PRIOR_RATES, TimingStats
 
 REAL_TRANSFORMER = {
     "num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40,
@@ -109,7 +109,7 @@ def test_rates_come_from_calibration_then_samples(tmp_path):
 
 
 def test_fixed_and_per_step_costs_and_scale_are_told_apart_by_jobs_of_different_sizes():
-    from hunyuan_api.timing_stats import fit_phase
+    from hunyuan_core.timing_stats import fit_phase
 
     # Truth: 0.5 s of set-up, 0.1 s per step, and the work really runs 1.5x slower than calibrated.
     def truth(steps, raw):
@@ -124,7 +124,7 @@ def test_fixed_and_per_step_costs_and_scale_are_told_apart_by_jobs_of_different_
 
 
 def test_small_probe_jobs_do_not_set_the_scale_of_work_they_barely_contain():
-    from hunyuan_api.timing_stats import fit_phase
+    from hunyuan_core.timing_stats import fit_phase
 
     # Two small jobs whose time is nearly all set-up and per-step cost, with a little jitter:
     # their tiny calibrated work must not be read as "the work runs 3x slower than calibrated".

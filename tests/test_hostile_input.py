@@ -17,11 +17,11 @@ import threading
 
 import pytest
 
-from hunyuan_api import config, params
-from hunyuan_api.job_record import mark_failed, new_job, new_job_id
-from hunyuan_api.job_store import JobStore
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME
 from hunyuan_cli.text import printable
+from hunyuan_core import config, params
+from hunyuan_core.job_record import mark_failed, new_job, new_job_id
+from hunyuan_core.job_store import JobStore
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 from .conftest import ROOT, SMALL_REQUEST, make_app
 from .server import GunicornServer, kill_all_runners
@@ -291,7 +291,7 @@ def _run(args, encoding):
 def test_ops_prints_old_jobs_with_hostile_prompts_escaped(store, encoding):
     job_ids = [write_old_job(store, prompt) for prompt in HOSTILE_PROMPTS]
     failed = write_old_job(store, "café \u001b[31mred", error="tokenizer: \udcff\u001b[2K")
-    base = ["-m", "hunyuan_api.ops", "--data-dir", str(store.root)]
+    base = ["-m", "hunyuan_cli.ops", "--data-dir", str(store.root)]
     for args in (["jobs"], ["--json", "jobs"], ["show", failed], ["--json", "show", job_ids[0]], ["stuck"]):
         code, out, err = _run(base + args, encoding)
         assert code in (0, 1), (args, err)

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hunyuan_api.job_record import JobStatus, new_job_id, utc_now
-from hunyuan_api.ops.main import main as ops_main
-from hunyuan_api.timing_stats import FORMAT_VERSION
+from hunyuan_cli.ops.main import main as ops_main
+from hunyuan_core.job_record import JobStatus, new_job_id, utc_now
+from hunyuan_core.timing_stats import FORMAT_VERSION
 
 from .conftest import ROOT, SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .test_ops import add_job
@@ -160,7 +160,7 @@ def test_a_bad_job_file_is_one_unreadable_job_and_everything_else_works(data_dir
 
 
 def ops(data_dir, *args):
-    return subprocess.run([sys.executable, "-m", "hunyuan_api.ops", "--data-dir", str(data_dir), *args],
+    return subprocess.run([sys.executable, "-m", "hunyuan_cli.ops", "--data-dir", str(data_dir), *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
@@ -315,7 +315,8 @@ def test_random_job_files_never_stop_real_jobs(data_dir, outside, caplog):
         assert client.get("/health").get_json()["unreadable_jobs"] == 0
     finally:
         svc.supervisor.stop()
-    errors = [r for r in caplog.records if r.name.startswith("hunyuan_api") and r.levelno >= logging.ERROR]
+    errors = [r for r in caplog.records
+              if r.name.startswith(("hunyuan_api", "hunyuan_core")) and r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
 
 

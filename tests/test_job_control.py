@@ -6,7 +6,7 @@ import signal
 import psutil
 import pytest
 
-from hunyuan_api import processes
+from hunyuan_core import processes
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 

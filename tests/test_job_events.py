@@ -3,8 +3,8 @@
 import threading
 import time
 
-from hunyuan_api.job_events import format_event, is_news
-from hunyuan_api.job_record import utc_now
+from hunyuan_core.job_events import format_event, is_news
+from hunyuan_core.job_record import utc_now
 
 from .conftest import SMALL_REQUEST, make_app
 from .sse import events_only, read_stream

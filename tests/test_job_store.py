@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from hunyuan_api.atomic_file import write_json_atomic
-from hunyuan_api.job_record import FORMAT_VERSION, new_job, new_job_id
-from hunyuan_api.job_store import JobFileUnreadable, JobNotFound, JobStore
+from hunyuan_core.atomic_file import write_json_atomic
+from hunyuan_core.job_record import FORMAT_VERSION, new_job, new_job_id
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore
 
 
 def make_job(store, prompt="p"):

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from hunyuan_api import config
+from hunyuan_core import config
 
 from .conftest import ROOT, SMALL_REQUEST, make_app
 from .server import free_port

@@ -3,7 +3,7 @@
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_core.job_record import new_job, new_job_id
 
 
 def add_job(store, created_at, **fields):

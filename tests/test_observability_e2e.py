@@ -6,7 +6,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from hunyuan_api.job_record import Phase
+from hunyuan_core.job_record import Phase
 
 from .conftest import SMALL_REQUEST, wait_for
 from .server import GunicornServer, kill_all_runners

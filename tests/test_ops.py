@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hunyuan_api.job_record import new_job, new_job_id
-from hunyuan_api.ops import inventory
-from hunyuan_api.processes import identify
+from hunyuan_cli.ops import inventory
+from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.processes import identify
 
 from .conftest import ROOT, wait_for
 from .server import GunicornServer, kill_all_runners
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def ops(data_dir, *args, timeout=60):
-    """Run `python -m hunyuan_api.ops --data-dir DATA ARGS` (what the hunyuan-ops script runs)."""
-    return subprocess.run([sys.executable, "-m", "hunyuan_api.ops", "--data-dir", str(data_dir), *args],
+    """Run `python -m hunyuan_cli.ops --data-dir DATA ARGS` (what the hunyuan-ops script runs)."""
+    return subprocess.run([sys.executable, "-m", "hunyuan_cli.ops", "--data-dir", str(data_dir), *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
@@ -163,7 +163,7 @@ def test_prune_waits_for_the_services_lock(data_dir, populated, store):
     holder = threading.Thread(target=hold)
     holder.start()
     holding.wait(10)
-    process = subprocess.Popen([sys.executable, "-m", "hunyuan_api.ops", "--data-dir", str(data_dir), "prune",
+    process = subprocess.Popen([sys.executable, "-m", "hunyuan_cli.ops", "--data-dir", str(data_dir), "prune",
                                 "--older-than", "7d"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hunyuan_api import params
+from hunyuan_core import params
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hunyuan_api.supervisor import Supervisor
+from hunyuan_core.supervisor import Supervisor
 from runner.video_file import write_jpeg
 
 from .conftest import SMALL_REQUEST

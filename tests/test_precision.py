@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from hunyuan_api import precision
+from hunyuan_core import precision
 
 from .conftest import COMPUTE_HERE
 

@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from hunyuan_api import config
+from hunyuan_core import config
 
 from .conftest import ROOT
 

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hunyuan_api.housekeeping import Housekeeping
-from hunyuan_api.job_record import new_job, new_job_id
-from hunyuan_api.job_store import JobStore
+from hunyuan_core.housekeeping import Housekeeping
+from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.job_store import JobStore
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .webhook_receiver import WebhookReceiver

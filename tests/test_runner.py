@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from hunyuan_api import cost_model, model_source, params
-from hunyuan_api.job_record import Phase, new_job, new_job_id
-from hunyuan_api.supervisor import Supervisor
-from hunyuan_api.timing_stats import TimingStats
+from hunyuan_core import cost_model, model_source, params
+from hunyuan_core.job_record import Phase, new_job, new_job_id
+from hunyuan_core.supervisor import Supervisor
+from hunyuan_core.timing_stats import TimingStats
 
 from .conftest import COMPUTE_HERE, ROOT, SMALL_REQUEST, copy_artifact, wait_for
 from .mp4_check import assert_playable_mp4
@@ -123,7 +123,7 @@ def test_the_documents_recommended_settings_all_produce_videos(store, tiny_model
 
 @pytest.fixture(scope="module")
 def staged(tiny_model):
-    from hunyuan_api import precision
+    from hunyuan_core import precision
     from runner.pipeline import StagedPipeline
 
     # keep_loaded: one load serves every render of these tests.

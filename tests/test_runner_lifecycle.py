@@ -18,10 +18,10 @@ import time
 import psutil
 import pytest
 
-from hunyuan_api import cancel, config, heartbeat, processes
-from hunyuan_api.job_record import new_job, new_job_id
-from hunyuan_api.ops import inventory
-from hunyuan_api.supervisor import Supervisor
+from hunyuan_cli.ops import inventory
+from hunyuan_core import cancel, config, heartbeat, processes
+from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 

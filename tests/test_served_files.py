@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from hunyuan_api.job_record import is_job_id, new_job, new_job_id
-from hunyuan_api.supervisor import Supervisor
+from hunyuan_core.job_record import is_job_id, new_job, new_job_id
+from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST
 from .server import GunicornServer

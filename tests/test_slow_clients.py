@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from hunyuan_api.model_source import EMBEDDED_MODEL_NAME
 from hunyuan_api.web_worker import head_is_complete, header_timeout_from_environ, max_head_bytes
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 from .conftest import wait_for
 from .server import GunicornServer

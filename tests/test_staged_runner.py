@@ -7,10 +7,10 @@ import psutil
 import pytest
 import torch
 
-from hunyuan_api import model_source, params
-from hunyuan_api.job_record import new_job, new_job_id
-from hunyuan_api.precision import component_weights
-from hunyuan_api.supervisor import Supervisor
+from hunyuan_core import model_source, params
+from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.precision import component_weights
+from hunyuan_core.supervisor import Supervisor
 
 from .conftest import COMPUTE_HERE, ROOT, SMALL_REQUEST, make_app, wait_for
 
@@ -121,7 +121,7 @@ def test_step_caches_render_and_are_recorded(store, request, cache, model, recor
 
 
 def test_taylorseer_skips_transformer_work(tiny_model):
-    from hunyuan_api import precision
+    from hunyuan_core import precision
     from runner.pipeline import StagedPipeline
 
     used, _ = params.resolve(dict(SMALL_REQUEST, seed=4, num_inference_steps=12))
@@ -166,7 +166,7 @@ def test_step_range_follows_configuration_for_distilled_checkpoints(data_dir):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_the_gpu_path_renders_in_bf16(tiny_model):
-    from hunyuan_api import precision
+    from hunyuan_core import precision
     from runner.pipeline import StagedPipeline
 
     plan = precision.plan(str(tiny_model), "cuda")

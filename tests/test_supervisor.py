@@ -8,9 +8,9 @@ import time
 import psutil
 import pytest
 
-from hunyuan_api import processes
-from hunyuan_api.job_record import new_job, new_job_id
-from hunyuan_api.supervisor import Supervisor
+from hunyuan_core import processes
+from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, wait_for
 

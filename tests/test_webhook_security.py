@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from hunyuan_api import config, webhook_client, webhook_guard, webhooks
-from hunyuan_api.job_record import new_job, new_job_id
+from hunyuan_core import config, webhook_client, webhook_guard, webhooks
+from hunyuan_core.job_record import new_job, new_job_id
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .server import GunicornServer, kill_all_runners

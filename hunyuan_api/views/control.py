@@ -3,8 +3,9 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from ..cancel import CannotCancel, cancel_job
-from ..job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core.cancel import CannotCancel, cancel_job
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+
 from ..schemas import JobStatusSchema
 from ..services import services
 from .job_lookup import abort_unreadable, require_access, viewer

@@ -6,9 +6,10 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from ..job_events import JobEventStream
-from ..job_record import JobStatus
-from ..job_views import JobViewer
+from hunyuan_core.job_events import JobEventStream
+from hunyuan_core.job_record import JobStatus
+from hunyuan_core.job_views import JobViewer
+
 from ..services import services
 from .job_lookup import get_job
 

@@ -6,12 +6,14 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from .. import __version__, body_limits, cost_model, model_source, params, precision
-from ..job_record import JobStatus
+from hunyuan_core import __version__, cost_model, model_source, params, precision
+from hunyuan_core.job_record import JobStatus
+from hunyuan_core.supervisor import runner_alive
+from hunyuan_core.timing_stats import TimingStats
+
+from .. import body_limits
 from ..schemas import HealthSchema
 from ..services import services
-from ..supervisor import runner_alive
-from ..timing_stats import TimingStats
 
 blp = Blueprint("general", __name__, description="Service information")
 

@@ -8,10 +8,11 @@ from flask_smorest import abort
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
+from hunyuan_core.job_record import JobStatus, is_job_id
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core.regular_file import open_regular
+
 from .. import auth
-from ..job_record import JobStatus, is_job_id
-from ..job_store import JobFileUnreadable, JobNotFound
-from ..regular_file import open_regular
 from ..services import services
 
 # Finished files never change under their name; clients may cache them for an hour.

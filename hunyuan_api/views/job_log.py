@@ -6,8 +6,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import validate
 
-from ..job_store import JobFileUnreadable, JobNotFound
-from ..regular_file import open_regular
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core.regular_file import open_regular
+
 from ..services import services
 from .job_lookup import require_access
 
@@ -33,7 +34,7 @@ class JobLogQuerySchema(ma.Schema):
 def read_log(path, lines=None):
     """The log at `path` as bytes: all of it, or its last `lines` lines.
 
-    Only a regular file is read, never through a symbolic link (regular_file.py);
+    Only a regular file is read, never through a symbolic link (hunyuan_core/regular_file.py);
     anything else in its place reads as no log at all.
     """
     try:

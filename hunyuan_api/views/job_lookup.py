@@ -3,9 +3,10 @@
 from flask import current_app
 from flask_smorest import abort
 
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core.job_views import JobViewer
+
 from .. import auth
-from ..job_store import JobFileUnreadable, JobNotFound
-from ..job_views import JobViewer
 from ..services import services
 
 

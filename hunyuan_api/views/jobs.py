@@ -8,10 +8,12 @@ from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import abort
 
-from .. import admission, auth, idempotency, model_source, params, processes, webhooks
-from ..api import Blueprint
-from ..job_record import JobStatus, new_job, new_job_id
-from ..job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core import admission, idempotency, model_source, params, processes, webhooks
+from hunyuan_core.job_record import JobStatus, new_job, new_job_id
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+
+from .. import auth
+from ..api import Blueprint, refuse
 from ..schemas import (
     DeleteResponseSchema,
     GenerateRequestSchema,
@@ -92,7 +94,7 @@ class Generate(MethodView):
             try:
                 admission.check(svc.store, config["MAX_QUEUE"], config["MIN_FREE_DISK_MB"])
             except admission.Refused as exc:
-                admission.refuse(exc)
+                refuse(exc)
             job_id = new_job_id()
             job = new_job(
                 job_id,

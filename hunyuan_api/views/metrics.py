@@ -5,7 +5,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from prometheus_client.exposition import choose_encoder
 
-from ..metrics import registry_for
+from hunyuan_core.metrics import registry_for
+
 from ..services import services
 
 blp = Blueprint("metrics", __name__, description="Monitoring")

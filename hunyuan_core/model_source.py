@@ -160,7 +160,7 @@ class EmbeddedModelBuilder:
         self._lock.release()
         # The child takes the lock itself through build_now, so a rival build waits for it.
         self._process = subprocess.Popen(
-            [self.python, "-c", "import sys; from hunyuan_api.model_source import _build_cli; _build_cli(sys.argv[1])",
+            [self.python, "-c", "import sys; from hunyuan_core.model_source import _build_cli; _build_cli(sys.argv[1])",
              str(self.source.path)],
             cwd=_project_root(),
             stdin=subprocess.DEVNULL,

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from hunyuan_cli.text import printable, tolerate_any_terminal
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore
 
-from ..job_store import JobFileUnreadable, JobNotFound, JobStore
 from . import inventory
 
 EXIT_OK = 0

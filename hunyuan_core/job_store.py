@@ -6,7 +6,7 @@ Layout of the data folder (see docs/job-file.md for the job file itself):
     videos/<job_id>.mp4   finished videos (written elsewhere, renamed in when whole)
     videos/<job_id>.jpg   their poster images (the first frame)
     logs/<job_id>.log     the runner's output for that job
-    heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_api/heartbeat.py)
+    heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_core/heartbeat.py)
     locks/                lock files; never the files they protect
 
 Every read-modify-write happens under one store-wide file lock, so a progress

@@ -193,7 +193,7 @@ def _show(value):
 _TIME = nullable(timestamp)
 _TEXT = nullable(string)
 _DIMENSION = integer(1, MAX_DIMENSION)
-# Process identities: the pid with its start time (hunyuan_api/processes.py).
+# Process identities: the pid with its start time (hunyuan_core/processes.py).
 _PROCESS = obj({"pid": integer(1, MAX_PID), "started": number}, required=("pid", "started"), null=True)
 
 _PARAMS = {

@@ -2,36 +2,17 @@
 
 Without them a burst of submissions grows the queue without bound (each job file
 is small, but each video is not), and a full disk fails jobs halfway through
-instead of refusing them up front.
+instead of refusing them up front. The web service turns a Refused into its HTTP
+answer (hunyuan_api/api.py, `refuse`).
 """
 
 import shutil
-
-from werkzeug.exceptions import HTTPException
 
 from .job_record import JobStatus
 
 # What a refused client is told to wait before trying again: about one short job.
 QUEUE_RETRY_AFTER_SECONDS = 30
 _MB = 1024 * 1024
-
-
-class InsufficientStorage(HTTPException):
-    """HTTP 507, which Werkzeug has no exception for; raise it through `refuse`."""
-
-    code = 507
-    description = "Insufficient Storage"
-
-
-def refuse(refused):
-    """Raise the HTTP error for a Refused submission, with `detail` and headers (flask-smorest's way)."""
-    from flask_smorest import abort
-
-    if refused.code == 507:
-        error = InsufficientStorage()
-        error.data = {"message": refused.detail, "headers": refused.headers}
-        raise error
-    abort(refused.code, message=refused.detail, headers=refused.headers)
 
 
 class Refused(Exception):

@@ -1,13 +1,13 @@
 """Service settings: defaults, overridden by environment variables of the same name.
 
-Every variable is listed in docs/configuration.md.
+Every variable is listed in docs/configuration.md. flask-smorest's own settings
+(the API document's title, paths and URLs) live with the web service, in hunyuan_api/api.py.
 """
 
 import hashlib
 import os
 import re
 
-from . import __version__
 from .heartbeat import DEFAULT_STALL_SECONDS
 from .webhook_guard import parse_networks
 
@@ -65,7 +65,7 @@ def from_environ(environ=None):
         "RUNNER_THREADS": _int("RUNNER_THREADS", env.get("RUNNER_THREADS", "0"), 0),
         "DEVICE": device,
         "JOB_TIMEOUT": _float("JOB_TIMEOUT", env.get("JOB_TIMEOUT", "0"), 0),
-        # A runner whose progress heartbeat is quiet this long is stopped; 0 = never (hunyuan_api/heartbeat.py).
+        # A runner whose progress heartbeat is quiet this long is stopped; 0 = never (hunyuan_core/heartbeat.py).
         "RUNNER_STALL_SECONDS": _float(
             "RUNNER_STALL_SECONDS", env.get("RUNNER_STALL_SECONDS", f"{DEFAULT_STALL_SECONDS:g}"), 0
         ),
@@ -84,7 +84,7 @@ def from_environ(environ=None):
         "EVENTS_KEEPALIVE": _float("EVENTS_KEEPALIVE", env.get("EVENTS_KEEPALIVE", "15"), 1),
         "EVENTS_MAX_SECONDS": _float("EVENTS_MAX_SECONDS", env.get("EVENTS_MAX_SECONDS", "300"), 1),
         "EVENTS_MAX_STREAMS": _events_max_streams(env),
-        # Request bodies: JSON (and any other non-multipart body) vs multipart uploads; see body_limits.py.
+        # Request bodies: JSON (and any other non-multipart body) vs multipart uploads; see hunyuan_api/body_limits.py.
         "MAX_BODY_KB": _int("MAX_BODY_KB", env.get("MAX_BODY_KB", "64"), 1),
         "MAX_UPLOAD_MB": _int("MAX_UPLOAD_MB", env.get("MAX_UPLOAD_MB", "32"), 1),
         **_protection_settings(env),
@@ -198,25 +198,3 @@ def _choice(name, value, allowed):
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value
 
-
-# flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/docs_assets.py).
-API_SETTINGS = {
-    "API_TITLE": "HunyuanVideo REST API",
-    "API_VERSION": __version__,
-    "OPENAPI_VERSION": "3.0.3",
-    "OPENAPI_URL_PREFIX": "/",
-    "OPENAPI_JSON_PATH": "openapi.json",
-    "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "/docs-assets/swagger-ui/",
-    "OPENAPI_REDOC_PATH": "/redoc",
-    "OPENAPI_REDOC_URL": "/docs-assets/redoc/redoc.standalone.js",
-    "API_SPEC_OPTIONS": {
-        "info": {
-            "description": (
-                "Text-to-video generation with Tencent's HunyuanVideo. Submit a job with POST /api/generate, "
-                "poll GET /api/status/{job_id}, then download the MP4 from the video_url it returns. "
-                "Every error body carries a human-readable `detail`."
-            )
-        }
-    },
-}

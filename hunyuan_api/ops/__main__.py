@@ -1,7 +1,0 @@
-"""`python -m hunyuan_api.ops`: the same as the `hunyuan-ops` command."""
-
-import sys
-
-from .main import main
-
-sys.exit(main())

@@ -1,0 +1,14 @@
+"""The core that the web service, the runner and the ops commands share.
+
+It holds the job record and its schema check, the job store and its locks,
+process identity and the one alive/ended rule, the model description, the
+parameters, the cost model and estimates, the supervisor and its housekeeping,
+and the service settings.
+
+Import rule: the core is the ground floor. It imports neither Flask (nor
+werkzeug, flask-smorest, marshmallow) nor torch, diffusers or transformers,
+and nothing from `hunyuan_api`, `runner` or `hunyuan_cli`; those stand on it
+(tests/test_layers.py checks this).
+"""
+
+__version__ = "1.0.0"
