@@ -1,0 +1,375 @@
+"""An SQLite index beside the job files, so listing and counting never read every file.
+
+The job files stay the source of truth (docs/job-file.md); `DATA_DIR/index.sqlite3`
+holds one row per job file with what listing, counting, dispatch, housekeeping and
+metrics need, and the file identity (inode, size, mtime) the row was built from.
+JobStore writes the row in the same locked write as the file. Rows are built only
+from records that pass job_schema's check; a broken file gets a row with its reason.
+
+Keeping it true without a per-request scan:
+- missing or unreadable (deleted, corrupted, another schema): rebuilt from the files,
+  under the store lock, by whoever opens it first;
+- the jobs folder's mtime is stored with every write: a reader that finds the folder
+  changed since (a file dropped in, removed or renamed by hand, a crash between a
+  file write and its row) reconciles first. That costs one stat per read;
+- `reconcile()` compares the folder listing (scandir + lstat) with the stored
+  identities and re-reads only the files that differ; the supervisor runs it every
+  INDEX_RECONCILE_SECONDS, which catches edits made in place.
+
+Concurrency: WAL, a busy timeout and short transactions; one connection per thread
+and process (a connection is never used across fork: the pid is checked).
+"""
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+
+from .job_record import JobStatus, is_job_id, parse_time
+from .job_schema import JobSchemaError, check_job
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30
+_SCHEMA = """
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY, status TEXT, terminal INTEGER NOT NULL DEFAULT 0, created_at TEXT,
+    phase TEXT, owner TEXT, runner TEXT, ended_at TEXT, runner_dead INTEGER NOT NULL DEFAULT 0,
+    webhook_due REAL, expires_at REAL, started_at TEXT, finished_at TEXT,
+    duration REAL, queue_wait REAL, timings TEXT, steps INTEGER, step_seconds REAL,
+    ino INTEGER, size INTEGER, mtime_ns INTEGER, unreadable TEXT
+);
+CREATE INDEX jobs_by_status ON jobs(status, created_at, job_id) WHERE unreadable IS NULL;
+CREATE INDEX jobs_by_owner ON jobs(owner, status, created_at, job_id) WHERE unreadable IS NULL;
+CREATE INDEX jobs_by_age ON jobs(created_at, job_id) WHERE unreadable IS NULL;
+CREATE INDEX jobs_unfinished ON jobs(created_at, job_id) WHERE terminal = 0 AND unreadable IS NULL;
+CREATE INDEX jobs_runners ON jobs(job_id) WHERE runner IS NOT NULL AND runner_dead = 0 AND unreadable IS NULL;
+CREATE INDEX jobs_webhooks ON jobs(webhook_due) WHERE webhook_due IS NOT NULL;
+CREATE INDEX jobs_expiry ON jobs(terminal, expires_at) WHERE unreadable IS NULL;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+"""
+_COLUMNS = ("job_id", "status", "terminal", "created_at", "phase", "owner", "runner", "ended_at", "runner_dead",
+            "webhook_due", "expires_at", "started_at", "finished_at", "duration", "queue_wait", "timings",
+            "steps", "step_seconds", "ino", "size", "mtime_ns", "unreadable")
+_UPSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+def seconds_between(start, end):
+    """Seconds from one recorded timestamp to another (never negative), or None if either is missing or bad."""
+    try:
+        first, last = parse_time(start), parse_time(end)
+    except (TypeError, ValueError):
+        return None
+    if first is None or last is None:
+        return None
+    return max((last - first).total_seconds(), 0.0)
+
+
+def _epoch(when):
+    """A datetime (or ISO text) as seconds since the epoch, for ordering in SQL; None passes through."""
+    if isinstance(when, str):
+        try:
+            when = parse_time(when)
+        except ValueError:
+            return None
+    return None if when is None else when.timestamp()
+
+
+def job_row(job, identity):
+    """The index row of a record that passed job_schema's check, read from a file of `identity`."""
+    # Imported here: both import the store, which imports this module.
+    from .processes import runner_alive
+    from .webhooks import due_at
+
+    terminal = JobStatus(job["status"]).is_terminal
+    runner = job.get("runner") if isinstance(job.get("runner"), dict) else None
+    # A finished job whose runner recorded its end and is gone is settled for good (processes never come back).
+    runner_dead = bool(terminal and runner and runner.get("ended_at") and not runner_alive(job))
+    processes = None if not runner else json.dumps({"guard": runner.get("guard"), "worker": runner.get("worker")})
+    mean = job.get("step_seconds")
+    return (job["job_id"], job["status"], int(terminal), job["created_at"], job.get("phase"), job.get("owner"),
+            processes, (runner or {}).get("ended_at"), int(runner_dead), _epoch(due_at(job)),
+            _epoch(job.get("expires_at")), job.get("started_at"), job.get("finished_at"),
+            seconds_between(job.get("started_at"), job.get("finished_at")),
+            seconds_between(job.get("created_at"), job.get("started_at")),
+            json.dumps(job.get("timings") or {}), job.get("step") or 0,
+            mean if isinstance(mean, (int, float)) and not isinstance(mean, bool) else None, *identity, None)
+
+
+def unreadable_row(job_id, identity, reason):
+    """The index row of a job file that cannot be read: counted and listed, never dispatched."""
+    return (job_id, None, 0, None, None, None, None, None, 0, None, None, None, None, None, None, None, None, None,
+            *identity, reason)
+
+
+def file_identity(path):
+    """(inode, size, mtime_ns) of a path itself (a link is not followed), or None when it is gone."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+class JobIndex:
+    """The index of one JobStore's jobs folder."""
+
+    def __init__(self, store, reconcile_seconds=30.0):
+        self.store = store
+        self.path = store.root / INDEX_FILE
+        self.reconcile_seconds = reconcile_seconds
+        self._local = threading.local()
+
+    # -- connections -------------------------------------------------------
+
+    def _connect(self):
+        """Open the index file (creating or rebuilding it as needed) for this thread and process."""
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            built = version == SCHEMA_VERSION and conn.execute(
+                "SELECT value FROM meta WHERE key = 'built'").fetchone() is not None
+        except sqlite3.DatabaseError:
+            conn.close()
+            built, conn = False, None
+        if not built:
+            if conn is not None:
+                conn.close()
+            self._rebuild()
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")
+        self._local.conn, self._local.pid, self._local.ino = conn, os.getpid(), os.stat(self.path).st_ino
+        return conn
+
+    def _db(self):
+        """This thread's connection; a fresh one after a fork or when the index file was replaced or deleted."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            try:
+                if os.stat(self.path).st_ino == self._local.ino:
+                    return conn
+            except FileNotFoundError:
+                pass
+            conn.close()
+        return self._connect()
+
+    def open(self):
+        """Open the index for this thread, building it from the job files first if it is missing or unreadable."""
+        self._db()
+
+    def _query(self, sql, args=()):
+        """Rows of one read, after the cheap check that nothing changed the jobs folder behind the index."""
+        self.check_folder()
+        return self._db().execute(sql, args).fetchall()
+
+    # -- building ----------------------------------------------------------
+
+    def _rebuild(self):
+        """Build the index from every job file, replacing whatever is at its path (under the store lock)."""
+        with self.store.locked():
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+                ok = conn.execute("SELECT value FROM meta WHERE key = 'built'").fetchone() is not None and \
+                    conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+                conn.close()
+                if ok:
+                    return  # another process rebuilt it while this one waited for the lock
+            except sqlite3.DatabaseError:
+                pass
+            started = time.monotonic()
+            for suffix in ("", "-wal", "-shm", ".tmp"):
+                try:
+                    os.unlink(f"{self.path}{suffix}")
+                except FileNotFoundError:
+                    pass
+            # Built under another name and renamed in: a reader never opens a half-built index.
+            conn = sqlite3.connect(f"{self.path}.tmp", isolation_level=None)
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.executescript(_SCHEMA)
+            folder = os.stat(self.store.jobs_dir).st_mtime_ns
+            conn.execute("BEGIN")
+            for job_id, identity in self._listing().items():
+                conn.execute(_UPSERT, self._row(job_id, identity))
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [("built", time.time()), ("folder_mtime_ns", folder),
+                                                                ("generation", 0), ("reconciled_at", time.time())])
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.close()
+            os.replace(f"{self.path}.tmp", self.path)
+            log.info("job index rebuilt from the job files in %.2f s", time.monotonic() - started)
+
+    def _listing(self):
+        """{job_id: identity} of every job-file name in the jobs folder (links, folders and FIFOs included)."""
+        found = {}
+        with os.scandir(self.store.jobs_dir) as entries:
+            for entry in entries:
+                if entry.name.endswith(".json") and is_job_id(entry.name[:-5]):
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    found[entry.name[:-5]] = (info.st_ino, info.st_size, info.st_mtime_ns)
+        return found
+
+    def _row(self, job_id, identity, job=None):
+        """The row of one job file (unreadable or not): from `job` just written, else read through the store's gate.
+
+        Either way the record passes job_schema's check before a row is made of it.
+        """
+        from .job_store import JobFileUnreadable, JobNotFound
+        try:
+            return job_row(check_job(job, job_id) if job is not None else self.store.get(job_id), identity)
+        except JobNotFound:
+            return None
+        except JobSchemaError as exc:
+            return unreadable_row(job_id, identity, str(exc))
+        except JobFileUnreadable as exc:
+            return unreadable_row(job_id, identity, exc.reason)
+
+    # -- writing (callers hold the store lock) -------------------------------
+
+    def record(self, job_id, job=None):
+        """Write the row of `job_id` as its file now stands (`job`: the record just written), and the folder's mtime."""
+        identity = file_identity(self.store.job_path(job_id))
+        try:
+            row = None if identity is None else self._row(job_id, identity, job)
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            old = conn.execute("SELECT terminal FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:
+                conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            else:
+                conn.execute(_UPSERT, row)
+            finished = bool(old and old[0]) or bool(row and row[2])
+            self._stamp(conn, finished)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            # The file is written and is the truth; the stale folder mtime makes the next reader reconcile.
+            log.exception("job index: could not record job %s", job_id)
+            self._local.conn = None
+
+    def forget(self, job_id):
+        """Drop the row of a deleted job."""
+        self.record(job_id)
+
+    def _stamp(self, conn, finished):
+        """Remember the folder's mtime after our own write, and count the change (for cached aggregates)."""
+        folder = os.stat(self.store.jobs_dir).st_mtime_ns
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', "
+                     "COALESCE((SELECT value FROM meta WHERE key = 'generation'), 0) + 1)")
+        if finished:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('finished_generation', "
+                         "COALESCE((SELECT value FROM meta WHERE key = 'finished_generation'), 0) + 1)")
+
+    def mark_runner_dead(self, job_id, identity):
+        """Remember that a finished job's runner has ended and all its processes are gone (they never come back)."""
+        self._db().execute("UPDATE jobs SET runner_dead = 1 WHERE job_id = ? AND ino = ? AND size = ? AND mtime_ns = ?",
+                           (job_id, *identity))
+
+    # -- keeping it true ---------------------------------------------------
+
+    def check_folder(self):
+        """Reconcile now if the jobs folder changed since the last write the index knows of (one stat)."""
+        folder = os.stat(self.store.jobs_dir).st_mtime_ns
+        known = self._db().execute("SELECT value FROM meta WHERE key = 'folder_mtime_ns'").fetchone()
+        if known is None or known[0] != folder:
+            self.reconcile()
+
+    def reconcile_if_due(self):
+        """Run `reconcile()` if no process of the service has run it for `reconcile_seconds`."""
+        last = self._db().execute("SELECT value FROM meta WHERE key = 'reconciled_at'").fetchone()
+        if last is None or time.time() - last[0] >= self.reconcile_seconds:
+            return self.reconcile()
+        return 0
+
+    def reconcile(self):
+        """Bring rows in line with the files: re-read only files whose identity differs; returns rows changed."""
+        with self.store.locked():
+            conn = self._db()
+            folder = os.stat(self.store.jobs_dir).st_mtime_ns
+            files = self._listing()
+            known = {row[0]: tuple(row[1:]) for row in conn.execute("SELECT job_id, ino, size, mtime_ns FROM jobs")}
+            changed = [job_id for job_id, identity in files.items() if known.get(job_id) != identity]
+            gone = [job_id for job_id in known if job_id not in files]
+            rows = [self._row(job_id, files[job_id]) for job_id in changed]
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(job_id,) for job_id in gone])
+            conn.executemany(_UPSERT, [row for row in rows if row is not None])
+            if changed or gone:
+                self._stamp(conn, True)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconciled_at', ?)", (time.time(),))
+            conn.execute("COMMIT")
+        if changed or gone:
+            log.info("job index reconciled: %d file(s) re-read, %d row(s) dropped", len(changed), len(gone))
+        return len(changed) + len(gone)
+
+    # -- reading -----------------------------------------------------------
+
+    def generation(self, finished=False):
+        """A number that moves on every change (with `finished`: every change touching a finished job)."""
+        key = "finished_generation" if finished else "generation"
+        row = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0][0] if row else 0
+
+    def counts(self):
+        """`({status: count}, unreadable count)` over every job file."""
+        by_status = dict(self._query("SELECT status, COUNT(*) FROM jobs WHERE unreadable IS NULL GROUP BY status"))
+        broken = self._db().execute("SELECT COUNT(*) FROM jobs WHERE unreadable IS NOT NULL").fetchone()[0]
+        return by_status, broken
+
+    def unreadable(self):
+        """`[(job_id, reason)]` of the job files that cannot be read, by name."""
+        return self._query("SELECT job_id, unreadable FROM jobs WHERE unreadable IS NOT NULL ORDER BY job_id")
+
+    def page(self, status=None, owner=None, limit=None, every_owner=True):
+        """`(ids newest first, total)` of readable jobs with `status` (any if None), of `owner` unless `every_owner`."""
+        where, args = ["unreadable IS NULL"], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if not every_owner:
+            where.append("owner = ?" if owner is not None else "0")
+            args += [owner] if owner is not None else []
+        clause = " AND ".join(where)
+        total = self._query(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args)[0][0]
+        rows = self._db().execute(f"SELECT job_id FROM jobs WHERE {clause} ORDER BY created_at DESC, job_id DESC "
+                                  "LIMIT ?", [*args, -1 if limit is None else limit]).fetchall()
+        return [row[0] for row in rows], total
+
+    def unfinished_ids(self):
+        """Ids of queued and processing jobs, oldest first."""
+        return [row[0] for row in self._query("SELECT job_id FROM jobs WHERE terminal = 0 AND unreadable IS NULL "
+                                              "ORDER BY created_at, job_id")]
+
+    def active_ids(self):
+        """Ids of jobs that matter to dispatch: unfinished, or finished with a runner not yet seen gone; oldest first."""
+        return [row[0] for row in self._query(
+            "SELECT job_id FROM jobs WHERE unreadable IS NULL AND (terminal = 0 OR (runner IS NOT NULL AND "
+            "runner_dead = 0)) ORDER BY created_at, job_id")]
+
+    def runners(self):
+        """`[{"runner": {"guard", "worker"}}]` of every job whose runner processes may still be alive."""
+        rows = self._query("SELECT runner FROM jobs WHERE runner IS NOT NULL AND runner_dead = 0 "
+                           "AND unreadable IS NULL")
+        return [{"runner": json.loads(row[0])} for row in rows]
+
+    def due(self, now, video_ttl):
+        """`[(job_id, terminal, expires_at, webhook_due)]` with work for housekeeping at `now` (epoch seconds)."""
+        expiry = " OR (terminal = 1 AND (expires_at IS NULL OR expires_at <= ?))" if video_ttl else ""
+        return self._query("SELECT job_id, terminal, expires_at, webhook_due FROM jobs WHERE unreadable IS NULL "
+                           f"AND (webhook_due <= ?{expiry})", (now, now) if video_ttl else (now,))
+
+    def sql(self, statement, args=()):
+        """Rows of a read-only statement (for the metrics aggregates), after the folder check."""
+        return self._query(statement, args)
