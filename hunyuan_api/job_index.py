@@ -33,7 +33,7 @@ from .job_schema import JobSchemaError, check_job
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30
 _SCHEMA = """
 CREATE TABLE jobs (
@@ -49,13 +49,32 @@ CREATE INDEX jobs_by_age ON jobs(created_at, job_id) WHERE unreadable IS NULL;
 CREATE INDEX jobs_unfinished ON jobs(created_at, job_id) WHERE terminal = 0 AND unreadable IS NULL;
 CREATE INDEX jobs_runners ON jobs(job_id) WHERE runner IS NOT NULL AND runner_dead = 0 AND unreadable IS NULL;
 CREATE INDEX jobs_webhooks ON jobs(webhook_due) WHERE webhook_due IS NOT NULL;
+CREATE INDEX jobs_unreadable ON jobs(job_id) WHERE unreadable IS NOT NULL;
 CREATE INDEX jobs_expiry ON jobs(terminal, expires_at) WHERE unreadable IS NULL;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+-- Rows per status (and '!unreadable'), kept by triggers so counting never walks the table.
+CREATE TABLE counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TRIGGER count_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO counts VALUES (COALESCE(CASE WHEN new.unreadable IS NULL THEN new.status END, '!unreadable'), 1)
+    ON CONFLICT(key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE counts SET n = n - 1
+    WHERE key = COALESCE(CASE WHEN old.unreadable IS NULL THEN old.status END, '!unreadable');
+END;
+CREATE TRIGGER count_update AFTER UPDATE OF status, unreadable ON jobs BEGIN
+    UPDATE counts SET n = n - 1
+    WHERE key = COALESCE(CASE WHEN old.unreadable IS NULL THEN old.status END, '!unreadable');
+    INSERT INTO counts VALUES (COALESCE(CASE WHEN new.unreadable IS NULL THEN new.status END, '!unreadable'), 1)
+    ON CONFLICT(key) DO UPDATE SET n = n + 1;
+END;
 """
 _COLUMNS = ("job_id", "status", "terminal", "created_at", "phase", "owner", "runner", "ended_at", "runner_dead",
             "webhook_due", "expires_at", "started_at", "finished_at", "duration", "queue_wait", "timings",
             "steps", "step_seconds", "ino", "size", "mtime_ns", "unreadable")
-_UPSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# An upsert, not INSERT OR REPLACE: a replace deletes without firing the counting triggers.
+_UPSERT = (f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+           f"ON CONFLICT(job_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}")
 
 
 def seconds_between(start, end):
@@ -164,6 +183,13 @@ class JobIndex:
     def open(self):
         """Open the index for this thread, building it from the job files first if it is missing or unreadable."""
         self._db()
+
+    def close(self):
+        """Close this thread's connection (before a fork, say: a child must never use it)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     def _query(self, sql, args=()):
         """Rows of one read, after the cheap check that nothing changed the jobs folder behind the index."""
@@ -324,13 +350,13 @@ class JobIndex:
 
     def counts(self):
         """`({status: count}, unreadable count)` over every job file."""
-        by_status = dict(self._query("SELECT status, COUNT(*) FROM jobs WHERE unreadable IS NULL GROUP BY status"))
-        broken = self._db().execute("SELECT COUNT(*) FROM jobs WHERE unreadable IS NOT NULL").fetchone()[0]
-        return by_status, broken
+        by_status = dict(self._query("SELECT key, n FROM counts WHERE n > 0"))
+        return by_status, by_status.pop("!unreadable", 0)
 
     def unreadable(self):
         """`[(job_id, reason)]` of the job files that cannot be read, by name."""
-        return self._query("SELECT job_id, unreadable FROM jobs WHERE unreadable IS NOT NULL ORDER BY job_id")
+        return self._query("SELECT job_id, unreadable FROM jobs INDEXED BY jobs_unreadable WHERE unreadable IS NOT NULL "
+                           "ORDER BY job_id")
 
     def page(self, status=None, owner=None, limit=None, every_owner=True):
         """`(ids newest first, total)` of readable jobs with `status` (any if None), of `owner` unless `every_owner`."""
@@ -342,33 +368,43 @@ class JobIndex:
             where.append("owner = ?" if owner is not None else "0")
             args += [owner] if owner is not None else []
         clause = " AND ".join(where)
-        total = self._query(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args)[0][0]
+        if every_owner:  # the kept counts answer without walking the rows
+            by_status, _ = self.counts()
+            total = by_status.get(status, 0) if status is not None else sum(by_status.values())
+        else:
+            total = self._query(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args)[0][0]
         rows = self._db().execute(f"SELECT job_id FROM jobs WHERE {clause} ORDER BY created_at DESC, job_id DESC "
                                   "LIMIT ?", [*args, -1 if limit is None else limit]).fetchall()
         return [row[0] for row in rows], total
 
     def unfinished_ids(self):
         """Ids of queued and processing jobs, oldest first."""
-        return [row[0] for row in self._query("SELECT job_id FROM jobs WHERE terminal = 0 AND unreadable IS NULL "
-                                              "ORDER BY created_at, job_id")]
+        return [row[0] for row in self._query("SELECT job_id FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 "
+                                              "AND unreadable IS NULL ORDER BY created_at, job_id")]
 
     def active_ids(self):
         """Ids of jobs that matter to dispatch: unfinished, or finished with a runner not yet seen gone; oldest first."""
+        # A UNION of two partial-index look-ups: an OR would walk the whole table on every tick.
         return [row[0] for row in self._query(
-            "SELECT job_id FROM jobs WHERE unreadable IS NULL AND (terminal = 0 OR (runner IS NOT NULL AND "
-            "runner_dead = 0)) ORDER BY created_at, job_id")]
+            "SELECT job_id, created_at FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 AND unreadable IS NULL "
+            "UNION SELECT job_id, created_at FROM jobs INDEXED BY jobs_runners WHERE runner IS NOT NULL AND "
+            "runner_dead = 0 AND unreadable IS NULL "
+            "ORDER BY created_at, job_id")]
 
     def runners(self):
         """`[{"runner": {"guard", "worker"}}]` of every job whose runner processes may still be alive."""
-        rows = self._query("SELECT runner FROM jobs WHERE runner IS NOT NULL AND runner_dead = 0 "
-                           "AND unreadable IS NULL")
+        rows = self._query("SELECT runner FROM jobs INDEXED BY jobs_runners WHERE runner IS NOT NULL AND "
+                           "runner_dead = 0 AND unreadable IS NULL")
         return [{"runner": json.loads(row[0])} for row in rows]
 
     def due(self, now, video_ttl):
         """`[(job_id, terminal, expires_at, webhook_due)]` with work for housekeeping at `now` (epoch seconds)."""
-        expiry = " OR (terminal = 1 AND (expires_at IS NULL OR expires_at <= ?))" if video_ttl else ""
-        return self._query("SELECT job_id, terminal, expires_at, webhook_due FROM jobs WHERE unreadable IS NULL "
-                           f"AND (webhook_due <= ?{expiry})", (now, now) if video_ttl else (now,))
+        columns = "SELECT job_id, terminal, expires_at, webhook_due FROM jobs WHERE unreadable IS NULL AND "
+        statement = columns + "webhook_due <= ?"
+        if video_ttl:  # each branch an index look-up; an OR would walk the table on every tick
+            statement += f" UNION {columns}terminal = 1 AND expires_at IS NULL UNION {columns}terminal = 1 AND " \
+                         "expires_at <= ?"
+        return self._query(statement, (now, now) if video_ttl else (now,))
 
     def sql(self, statement, args=()):
         """Rows of a read-only statement (for the metrics aggregates), after the folder check."""

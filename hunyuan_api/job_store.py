@@ -33,6 +33,8 @@ from .regular_file import NotARegularFile, open_regular, remove
 # A job record is a few kilobytes (a prompt is at most 2000 characters); a file far
 # larger than any record is refused before it is read into memory.
 MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
+# Records kept for read_many(shared=True): a few listing pages' worth.
+SHARED_RECORDS = 1000
 
 
 class JobNotFound(LookupError):
@@ -64,6 +66,7 @@ class JobStore:
         self._lock = FileLock(self.locks_dir / "jobs.lock")
         # Listing and counting come from the index; a single job's record from its file.
         self.index = JobIndex(self)
+        self._shared = {}  # job id -> (file identity, record), for read_many(shared=True)
 
     # -- paths -------------------------------------------------------------
 
@@ -146,19 +149,35 @@ class JobStore:
         jobs.sort(key=lambda job: (job["created_at"], job["job_id"]))
         return jobs, unreadable
 
-    def read_many(self, job_ids):
-        """The records of `job_ids`, in that order, skipping any deleted or broken since they were listed."""
+    def read_many(self, job_ids, shared=False):
+        """The records of `job_ids`, in that order, skipping any deleted or broken since they were listed.
+
+        With `shared`, a record read before from a file of the same identity (inode, size,
+        mtime) is handed out again instead of being parsed and checked once more: for
+        readers that only look (listing pages and queue plans), never edit.
+        """
         jobs = []
         for job_id in job_ids:
             try:
-                jobs.append(self.get(job_id))
+                jobs.append(self._read_shared(job_id) if shared else self.get(job_id))
             except (JobNotFound, JobFileUnreadable):
                 continue
         return jobs
 
-    def unfinished_jobs(self):
+    def _read_shared(self, job_id):
+        identity = file_identity(self.job_path(job_id))
+        cached = self._shared.get(job_id)
+        if identity is not None and cached is not None and cached[0] == identity:
+            return cached[1]
+        job = self.get(job_id)
+        if len(self._shared) >= SHARED_RECORDS:
+            self._shared.pop(next(iter(self._shared)))  # the oldest entry: a small, bounded cache
+        self._shared[job_id] = (identity, job)
+        return job
+
+    def unfinished_jobs(self, shared=False):
         """The queued and processing jobs, oldest first (from the index: finished files are not read)."""
-        return self.read_many(self.index.unfinished_ids())
+        return self.read_many(self.index.unfinished_ids(), shared)
 
     def active_jobs(self):
         """The jobs that still matter to dispatch: unfinished, or with a runner not yet ended.

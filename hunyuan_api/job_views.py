@@ -58,7 +58,7 @@ class JobViewer:
         plan = {}
         if not JobStatus(job["status"]).is_terminal:
             if all_jobs is None:
-                all_jobs = self.store.unfinished_jobs()  # the plan only looks at unfinished jobs
+                all_jobs = self.store.unfinished_jobs(shared=True)  # the plan only looks at unfinished jobs
             plan = self._plan(all_jobs)
         return self._view(job, plan.get(job["job_id"]))
 

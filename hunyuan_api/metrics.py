@@ -95,8 +95,8 @@ class JobMetricsCollector:
         finished = finished_aggregates(index, self._cache)
         durations = finished["durations"]
         queue_waits = {"all": finished["queue_waits"] + [
-            row[0] for row in index.sql("SELECT queue_wait FROM jobs WHERE terminal = 0 AND queue_wait IS NOT NULL "
-                                        "AND unreadable IS NULL")]}
+            row[0] for row in index.sql("SELECT queue_wait FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 "
+                                        "AND unreadable IS NULL AND queue_wait IS NOT NULL")]}
         if not queue_waits["all"]:
             queue_waits = {}
         phase_seconds, phase_counts = finished["phase_seconds"], finished["phase_counts"]

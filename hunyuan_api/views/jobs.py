@@ -155,10 +155,10 @@ class JobList(MethodView):
         every = auth.sees_every_job()
         # The index picks the page and counts the total (owner filtered in SQL); only the page's files are read.
         ids, total = store.index.page(query.get("status"), auth.request_key_name(), query["limit"], every_owner=every)
-        page = store.read_many(ids)
+        page = store.read_many(ids, shared=True)  # described, never edited
         unreadable = store.index.unreadable() if every else []
         return {
-            "jobs": viewer().describe_many(page, store.unfinished_jobs()),
+            "jobs": viewer().describe_many(page, store.unfinished_jobs(shared=True)),
             "count": len(page),
             "total": total,
             "unreadable": [{"job_id": job_id, "file": str(store.job_path(job_id)), "error": reason}
