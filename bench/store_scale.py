@@ -12,6 +12,7 @@ files, starts real gunicorn (2 web workers) and measures:
 - p50/p95 over --requests requests of /health, GET /api/jobs (all and queued),
   GET /api/status of a queued and of a finished job, POST /api/generate (each
   created job is deleted again, untimed) and /metrics;
+- the index rebuild from the files, and one background check (reconcile) with nothing changed;
 - the CPU share of gunicorn (master and workers: the supervisor threads) idle;
 - the same with 4 event streams open on a queued job while one job file is
   written per second (a runner's progress).
@@ -204,7 +205,13 @@ def run_size(count, work, model_path, args):
             [sys.executable, "-c", "import sys, time; from hunyuan_api.job_store import JobStore; "
              "t = time.monotonic(); JobStore(sys.argv[1]).index.open(); print(time.monotonic() - t)", str(data_dir)],
             cwd=ROOT, check=True, capture_output=True, text=True)
-        figures = {"fill (s)": fill_seconds, "index rebuild on start (s)": float(rebuild.stdout.strip())}
+        check = subprocess.run(
+            [sys.executable, "-c", "import sys, time; from hunyuan_api.job_store import JobStore; "
+             "index = JobStore(sys.argv[1]).index; index.open(); t = time.monotonic(); index.reconcile(); "
+             "print(time.monotonic() - t)", str(data_dir)],
+            cwd=ROOT, check=True, capture_output=True, text=True)
+        figures = {"fill (s)": fill_seconds, "index rebuild on start (s)": float(rebuild.stdout.strip()),
+                   "background check, nothing changed (s)": float(check.stdout.strip())}
         server = GunicornServer(data_dir, workers=2, MAX_WORKERS=PROCESSING, MAX_QUEUE=0,
                                 RUNNER_STALL_SECONDS=0).start(timeout=900)
         try:

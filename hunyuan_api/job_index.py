@@ -27,111 +27,14 @@ import sqlite3
 import threading
 import time
 
-from .job_record import JobStatus, is_job_id, parse_time
+from .job_index_rows import SCHEMA, SCHEMA_VERSION, UPSERT, file_identity, job_row, unreadable_row
+from .job_record import is_job_id
 from .job_schema import JobSchemaError, check_job
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.sqlite3"
-SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30
-_SCHEMA = """
-CREATE TABLE jobs (
-    job_id TEXT PRIMARY KEY, status TEXT, terminal INTEGER NOT NULL DEFAULT 0, created_at TEXT,
-    phase TEXT, owner TEXT, runner TEXT, ended_at TEXT, runner_dead INTEGER NOT NULL DEFAULT 0,
-    webhook_due REAL, expires_at REAL, started_at TEXT, finished_at TEXT,
-    duration REAL, queue_wait REAL, timings TEXT, steps INTEGER, step_seconds REAL,
-    ino INTEGER, size INTEGER, mtime_ns INTEGER, unreadable TEXT
-);
-CREATE INDEX jobs_by_status ON jobs(status, created_at, job_id) WHERE unreadable IS NULL;
-CREATE INDEX jobs_by_owner ON jobs(owner, status, created_at, job_id) WHERE unreadable IS NULL;
-CREATE INDEX jobs_by_age ON jobs(created_at, job_id) WHERE unreadable IS NULL;
-CREATE INDEX jobs_unfinished ON jobs(created_at, job_id) WHERE terminal = 0 AND unreadable IS NULL;
-CREATE INDEX jobs_runners ON jobs(job_id) WHERE runner IS NOT NULL AND runner_dead = 0 AND unreadable IS NULL;
-CREATE INDEX jobs_webhooks ON jobs(webhook_due) WHERE webhook_due IS NOT NULL;
-CREATE INDEX jobs_unreadable ON jobs(job_id) WHERE unreadable IS NOT NULL;
-CREATE INDEX jobs_expiry ON jobs(terminal, expires_at) WHERE unreadable IS NULL;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value);
--- Rows per status (and '!unreadable'), kept by triggers so counting never walks the table.
-CREATE TABLE counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TRIGGER count_insert AFTER INSERT ON jobs BEGIN
-    INSERT INTO counts VALUES (COALESCE(CASE WHEN new.unreadable IS NULL THEN new.status END, '!unreadable'), 1)
-    ON CONFLICT(key) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER count_delete AFTER DELETE ON jobs BEGIN
-    UPDATE counts SET n = n - 1
-    WHERE key = COALESCE(CASE WHEN old.unreadable IS NULL THEN old.status END, '!unreadable');
-END;
-CREATE TRIGGER count_update AFTER UPDATE OF status, unreadable ON jobs BEGIN
-    UPDATE counts SET n = n - 1
-    WHERE key = COALESCE(CASE WHEN old.unreadable IS NULL THEN old.status END, '!unreadable');
-    INSERT INTO counts VALUES (COALESCE(CASE WHEN new.unreadable IS NULL THEN new.status END, '!unreadable'), 1)
-    ON CONFLICT(key) DO UPDATE SET n = n + 1;
-END;
-"""
-_COLUMNS = ("job_id", "status", "terminal", "created_at", "phase", "owner", "runner", "ended_at", "runner_dead",
-            "webhook_due", "expires_at", "started_at", "finished_at", "duration", "queue_wait", "timings",
-            "steps", "step_seconds", "ino", "size", "mtime_ns", "unreadable")
-# An upsert, not INSERT OR REPLACE: a replace deletes without firing the counting triggers.
-_UPSERT = (f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-           f"ON CONFLICT(job_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}")
-
-
-def seconds_between(start, end):
-    """Seconds from one recorded timestamp to another (never negative), or None if either is missing or bad."""
-    try:
-        first, last = parse_time(start), parse_time(end)
-    except (TypeError, ValueError):
-        return None
-    if first is None or last is None:
-        return None
-    return max((last - first).total_seconds(), 0.0)
-
-
-def _epoch(when):
-    """A datetime (or ISO text) as seconds since the epoch, for ordering in SQL; None passes through."""
-    if isinstance(when, str):
-        try:
-            when = parse_time(when)
-        except ValueError:
-            return None
-    return None if when is None else when.timestamp()
-
-
-def job_row(job, identity):
-    """The index row of a record that passed job_schema's check, read from a file of `identity`."""
-    # Imported here: both import the store, which imports this module.
-    from .processes import runner_alive
-    from .webhooks import due_at
-
-    terminal = JobStatus(job["status"]).is_terminal
-    runner = job.get("runner") if isinstance(job.get("runner"), dict) else None
-    # A finished job whose runner recorded its end and is gone is settled for good (processes never come back).
-    runner_dead = bool(terminal and runner and runner.get("ended_at") and not runner_alive(job))
-    processes = None if not runner else json.dumps({"guard": runner.get("guard"), "worker": runner.get("worker")})
-    mean = job.get("step_seconds")
-    return (job["job_id"], job["status"], int(terminal), job["created_at"], job.get("phase"), job.get("owner"),
-            processes, (runner or {}).get("ended_at"), int(runner_dead), _epoch(due_at(job)),
-            _epoch(job.get("expires_at")), job.get("started_at"), job.get("finished_at"),
-            seconds_between(job.get("started_at"), job.get("finished_at")),
-            seconds_between(job.get("created_at"), job.get("started_at")),
-            json.dumps(job.get("timings") or {}), job.get("step") or 0,
-            mean if isinstance(mean, (int, float)) and not isinstance(mean, bool) else None, *identity, None)
-
-
-def unreadable_row(job_id, identity, reason):
-    """The index row of a job file that cannot be read: counted and listed, never dispatched."""
-    return (job_id, None, 0, None, None, None, None, None, 0, None, None, None, None, None, None, None, None, None,
-            *identity, reason)
-
-
-def file_identity(path):
-    """(inode, size, mtime_ns) of a path itself (a link is not followed), or None when it is gone."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 class JobIndex:
@@ -219,11 +122,11 @@ class JobIndex:
             # Built under another name and renamed in: a reader never opens a half-built index.
             conn = sqlite3.connect(f"{self.path}.tmp", isolation_level=None)
             conn.execute("PRAGMA journal_mode=OFF")
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             folder = os.stat(self.store.jobs_dir).st_mtime_ns
             conn.execute("BEGIN")
             for job_id, identity in self._listing().items():
-                conn.execute(_UPSERT, self._row(job_id, identity))
+                conn.execute(UPSERT, self._row(job_id, identity))
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [("built", time.time()), ("folder_mtime_ns", folder),
                                                                 ("generation", 0), ("reconciled_at", time.time())])
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -274,7 +177,7 @@ class JobIndex:
             if row is None:
                 conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
             else:
-                conn.execute(_UPSERT, row)
+                conn.execute(UPSERT, row)
             finished = bool(old and old[0]) or bool(row and row[2])
             self._stamp(conn, finished)
             conn.execute("COMMIT")
@@ -306,10 +209,19 @@ class JobIndex:
 
     def check_folder(self):
         """Reconcile now if the jobs folder changed since the last write the index knows of (one stat)."""
+        if self._folder_known():
+            return
+        # A writer may be between its file and its row (it holds the store lock for both): wait for it,
+        # then look again. Only a change from outside the store is left to reconcile.
+        with self.store.locked():
+            if not self._folder_known():
+                self.reconcile()
+
+    def _folder_known(self):
+        """True if the jobs folder's mtime is the one recorded with the index's last write."""
         folder = os.stat(self.store.jobs_dir).st_mtime_ns
         known = self._db().execute("SELECT value FROM meta WHERE key = 'folder_mtime_ns'").fetchone()
-        if known is None or known[0] != folder:
-            self.reconcile()
+        return known is not None and known[0] == folder
 
     def reconcile_if_due(self):
         """Run `reconcile()` if no process of the service has run it for `reconcile_seconds`."""
@@ -330,7 +242,7 @@ class JobIndex:
             rows = [self._row(job_id, files[job_id]) for job_id in changed]
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(job_id,) for job_id in gone])
-            conn.executemany(_UPSERT, [row for row in rows if row is not None])
+            conn.executemany(UPSERT, [row for row in rows if row is not None])
             if changed or gone:
                 self._stamp(conn, True)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))

@@ -25,7 +25,8 @@ from filelock import FileLock
 
 from . import processes
 from .atomic_file import write_json_atomic
-from .job_index import JobIndex, file_identity
+from .job_index import JobIndex
+from .job_index_rows import file_identity
 from .job_record import JobStatus, is_job_id, poster_filename, utc_now, video_filename
 from .job_schema import JobSchemaError, check_job
 from .regular_file import NotARegularFile, open_regular, remove

@@ -56,20 +56,31 @@ def finished_aggregates(index, cache):
         phase_seconds[phase], phase_counts[phase] = float(total), count
     value = {"durations": durations, "queue_waits": queue_waits, "phase_seconds": phase_seconds,
              "phase_counts": phase_counts, "steps": steps, "step_seconds": step_seconds}
-    for values in (*durations.values(), queue_waits):
-        values.sort()  # sorted once here, so each scrape counts buckets by bisection
+    # Kept as bucket counts, so a scrape's cost does not grow with the finished jobs kept.
+    value["durations"] = {status: _buckets(values, JOB_DURATION_BUCKETS) for status, values in durations.items()}
+    value["queue_waits"] = _buckets(queue_waits, QUEUE_WAIT_BUCKETS)
     cache.update(generation=generation, value=value)
     return value
 
 
-def _histogram(name, documentation, bucket_bounds, values_by_label, label):
-    """A histogram family with one series per label value, from lists of observed values."""
+def _buckets(values, bucket_bounds):
+    """`(cumulative counts per bound, count, sum)` of observed values."""
+    values = sorted(values)
+    return [bisect.bisect_right(values, bound) for bound in bucket_bounds], len(values), sum(values)
+
+
+def _merged(first, second):
+    """Two `_buckets` results as one."""
+    return [a + b for a, b in zip(first[0], second[0])], first[1] + second[1], first[2] + second[2]
+
+
+def _histogram(name, documentation, bucket_bounds, buckets_by_label, label):
+    """A histogram family with one series per label value, from `_buckets` results."""
     family = HistogramMetricFamily(name, documentation, labels=[label])
-    for label_value, values in sorted(values_by_label.items()):
-        values = sorted(values)  # nearly sorted already (cached runs): linear time
-        buckets = [(repr(float(bound)), bisect.bisect_right(values, bound)) for bound in bucket_bounds]
-        buckets.append(("+Inf", len(values)))
-        family.add_metric([label_value], buckets, sum(values))
+    for label_value, (counts, count, total) in sorted(buckets_by_label.items()):
+        buckets = [(repr(float(bound)), n) for bound, n in zip(bucket_bounds, counts)]
+        buckets.append(("+Inf", count))
+        family.add_metric([label_value], buckets, total)
     return family
 
 
@@ -94,11 +105,11 @@ class JobMetricsCollector:
         running = sum(1 for job in index.runners() if runner_alive(job))
         finished = finished_aggregates(index, self._cache)
         durations = finished["durations"]
-        queue_waits = {"all": finished["queue_waits"] + [
-            row[0] for row in index.sql("SELECT queue_wait FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 "
-                                        "AND unreadable IS NULL AND queue_wait IS NOT NULL")]}
-        if not queue_waits["all"]:
-            queue_waits = {}
+        unfinished_waits = [row[0] for row in index.sql(
+            "SELECT queue_wait FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 AND unreadable IS NULL "
+            "AND queue_wait IS NOT NULL")]
+        waits = _merged(finished["queue_waits"], _buckets(unfinished_waits, QUEUE_WAIT_BUCKETS))
+        queue_waits = {"all": waits} if waits[1] else {}
         phase_seconds, phase_counts = finished["phase_seconds"], finished["phase_counts"]
         steps, step_seconds = finished["steps"], finished["step_seconds"]
 
