@@ -244,7 +244,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,100000", help="comma-separated job counts")
     parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    # One INDEX_RECONCILE_SECONDS interval by default, so a window holds one background check, no more, no less.
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--keep", action="store_true", help="keep the data folders")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]

@@ -26,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 
 from .job_index_rows import SCHEMA, SCHEMA_VERSION, UPSERT, file_identity, job_row, unreadable_row
 from .job_record import is_job_id
@@ -96,22 +97,51 @@ class JobIndex:
 
     def _query(self, sql, args=()):
         """Rows of one read, after the cheap check that nothing changed the jobs folder behind the index."""
-        self.check_folder()
-        return self._db().execute(sql, args).fetchall()
+        try:
+            self.check_folder()
+            return self._db().execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            raise  # busy or locked past the timeout, not a broken index
+        except sqlite3.DatabaseError:
+            # Corrupted in place while open: build it again from the files, once, and answer from that.
+            log.warning("job index %s is damaged; rebuilding it from the job files", self.path)
+            broken = getattr(self._local, "ino", None)
+            self.close()
+            self._rebuild(broken_ino=broken)
+            self.check_folder()
+            return self._db().execute(sql, args).fetchall()
+
+    @contextmanager
+    def _transaction(self):
+        """A short write transaction on this thread's connection, rolled back (and the connection dropped) on error."""
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            self.close()  # closing rolls back
+            raise
 
     # -- building ----------------------------------------------------------
 
-    def _rebuild(self):
-        """Build the index from every job file, replacing whatever is at its path (under the store lock)."""
+    def _rebuild(self, broken_ino=None):
+        """Build the index from every job file, replacing whatever is at its path (under the store lock).
+
+        `broken_ino`: the index file found damaged; rebuilt even if it looks built, unless
+        another process has replaced it meanwhile.
+        """
         with self.store.locked():
             try:
+                if broken_ino is not None and os.stat(self.path).st_ino == broken_ino:
+                    raise sqlite3.DatabaseError("damaged")
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
                 ok = conn.execute("SELECT value FROM meta WHERE key = 'built'").fetchone() is not None and \
                     conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
                 conn.close()
                 if ok:
                     return  # another process rebuilt it while this one waited for the lock
-            except sqlite3.DatabaseError:
+            except (sqlite3.DatabaseError, FileNotFoundError):
                 pass
             started = time.monotonic()
             for suffix in ("", "-wal", "-shm", ".tmp"):
@@ -171,20 +201,16 @@ class JobIndex:
         identity = file_identity(self.store.job_path(job_id))
         try:
             row = None if identity is None else self._row(job_id, identity, job)
-            conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            old = conn.execute("SELECT terminal FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            if row is None:
-                conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-            else:
-                conn.execute(UPSERT, row)
-            finished = bool(old and old[0]) or bool(row and row[2])
-            self._stamp(conn, finished)
-            conn.execute("COMMIT")
+            with self._transaction() as conn:
+                old = conn.execute("SELECT terminal FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+                if row is None:
+                    conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+                else:
+                    conn.execute(UPSERT, row)
+                self._stamp(conn, bool(old and old[0]) or bool(row and row[2]))
         except sqlite3.Error:
             # The file is written and is the truth; the stale folder mtime makes the next reader reconcile.
             log.exception("job index: could not record job %s", job_id)
-            self._local.conn = None
 
     def forget(self, job_id):
         """Drop the row of a deleted job."""
@@ -225,32 +251,54 @@ class JobIndex:
 
     def reconcile_if_due(self):
         """Run `reconcile()` if no process of the service has run it for `reconcile_seconds`."""
+        if not self._reconcile_due():
+            return 0
+        with self.store.locked():
+            # Every web worker's supervisor asks at about the same moment: the first one does it for all.
+            return self.reconcile() if self._reconcile_due() else 0
+
+    def _reconcile_due(self):
         last = self._db().execute("SELECT value FROM meta WHERE key = 'reconciled_at'").fetchone()
-        if last is None or time.time() - last[0] >= self.reconcile_seconds:
-            return self.reconcile()
-        return 0
+        return last is None or time.time() - last[0] >= self.reconcile_seconds
 
     def reconcile(self):
-        """Bring rows in line with the files: re-read only files whose identity differs; returns rows changed."""
+        """Bring rows in line with the files: re-read only files whose identity differs; returns rows changed.
+
+        The folder is listed without the store lock (at 100,000 files that takes most of a
+        second, and writers must not wait for it); the lock is taken only to put right what
+        differs, each file looked at again under it.
+        """
+        folder = os.stat(self.store.jobs_dir).st_mtime_ns
+        known = {row[0]: row[1:] for row in self._db().execute("SELECT job_id, ino, size, mtime_ns FROM jobs")}
+        differ = set()
+        with os.scandir(self.store.jobs_dir) as entries:
+            for entry in entries:
+                job_id = entry.name[:-5]
+                row = known.pop(job_id, None)
+                if row is None and not (entry.name.endswith(".json") and is_job_id(job_id)):
+                    continue  # not a job file: an operator's note, a temporary file being written
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    info = None
+                if info is None or row != (info.st_ino, info.st_size, info.st_mtime_ns):
+                    differ.add(job_id)
+        differ.update(known)  # rows whose file was not listed: removed
         with self.store.locked():
-            conn = self._db()
-            folder = os.stat(self.store.jobs_dir).st_mtime_ns
-            files = self._listing()
-            known = {row[0]: tuple(row[1:]) for row in conn.execute("SELECT job_id, ino, size, mtime_ns FROM jobs")}
-            changed = [job_id for job_id, identity in files.items() if known.get(job_id) != identity]
-            gone = [job_id for job_id in known if job_id not in files]
-            rows = [self._row(job_id, files[job_id]) for job_id in changed]
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(job_id,) for job_id in gone])
-            conn.executemany(UPSERT, [row for row in rows if row is not None])
-            if changed or gone:
-                self._stamp(conn, True)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconciled_at', ?)", (time.time(),))
-            conn.execute("COMMIT")
-        if changed or gone:
-            log.info("job index reconciled: %d file(s) re-read, %d row(s) dropped", len(changed), len(gone))
-        return len(changed) + len(gone)
+            rows = {job_id: self._row(job_id, identity) if identity else None
+                    for job_id, identity in ((job_id, file_identity(self.store.job_path(job_id))) for job_id in differ)}
+            with self._transaction() as conn:
+                conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i, row in rows.items() if row is None])
+                conn.executemany(UPSERT, [row for row in rows.values() if row is not None])
+                if rows:
+                    self._stamp(conn, True)
+                elif os.stat(self.store.jobs_dir).st_mtime_ns == folder:
+                    # Nothing changed since the listing began: the folder as it stands is known.
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconciled_at', ?)", (time.time(),))
+        if rows:
+            log.info("job index reconciled: %d job file(s) re-read or dropped", len(rows))
+        return len(rows)
 
     # -- reading -----------------------------------------------------------
 

@@ -118,6 +118,10 @@ def test_a_deleted_or_corrupted_index_is_rebuilt_and_answers_the_same(store, tmp
     assert answers(store) == before  # the same store notices the file is gone and rebuilds
     assert answers(JobStore(store.root)) == before
 
+    # Overwritten in place while this store has it open, then opened afresh.
+    with open(store.root / INDEX_FILE, "r+b") as handle:
+        handle.write(b"this is not an SQLite database" * 1000)
+    assert answers(store) == before
     (store.root / INDEX_FILE).write_bytes(b"this is not an SQLite database" * 100)
     for suffix in ("-wal", "-shm"):
         (store.root / f"{INDEX_FILE}{suffix}").unlink(missing_ok=True)
