@@ -11,16 +11,18 @@ Keeping it true without a per-request scan:
   under the store lock, by whoever opens it first;
 - the jobs folder's mtime is stored with every write: a reader that finds the folder
   changed since (a file dropped in, removed or renamed by hand, a crash between a
-  file write and its row) reconciles first. That costs one stat per read;
+  file write and its row) waits for any writer in progress, then reconciles if the
+  folder is still not the one recorded. That costs one stat per read;
 - `reconcile()` compares the folder listing (scandir + lstat) with the stored
   identities and re-reads only the files that differ; the supervisor runs it every
-  INDEX_RECONCILE_SECONDS, which catches edits made in place.
+  INDEX_RECONCILE_SECONDS (one process for all), which catches edits made in place.
+
+What readers ask of it is in job_index_queries.py; the table and its rows in job_index_rows.py.
 
 Concurrency: WAL, a busy timeout and short transactions; one connection per thread
 and process (a connection is never used across fork: the pid is checked).
 """
 
-import json
 import logging
 import os
 import sqlite3
@@ -28,6 +30,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .job_index_queries import IndexQueries
 from .job_index_rows import SCHEMA, SCHEMA_VERSION, UPSERT, file_identity, job_row, unreadable_row
 from .job_record import is_job_id
 from .job_schema import JobSchemaError, check_job
@@ -38,8 +41,8 @@ INDEX_FILE = "index.sqlite3"
 BUSY_TIMEOUT_SECONDS = 30
 
 
-class JobIndex:
-    """The index of one JobStore's jobs folder."""
+class JobIndex(IndexQueries):
+    """The index of one JobStore's jobs folder: opening, building, writing and reconciling it."""
 
     def __init__(self, store, reconcile_seconds=30.0):
         self.store = store
@@ -258,8 +261,14 @@ class JobIndex:
             return self.reconcile() if self._reconcile_due() else 0
 
     def _reconcile_due(self):
-        last = self._db().execute("SELECT value FROM meta WHERE key = 'reconciled_at'").fetchone()
-        return last is None or time.time() - last[0] >= self.reconcile_seconds
+        """True once `reconcile_seconds` have passed since the last check, and 100 times what it cost.
+
+        The second rule keeps the check under 1% of a core however many files are kept
+        (at 100,000 a check takes most of a second, so it runs every minute or two).
+        """
+        meta = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('reconciled_at', 'reconcile_cost')"))
+        interval = max(self.reconcile_seconds, 100 * meta.get("reconcile_cost", 0.0))
+        return "reconciled_at" not in meta or time.time() - meta["reconciled_at"] >= interval
 
     def reconcile(self):
         """Bring rows in line with the files: re-read only files whose identity differs; returns rows changed.
@@ -268,6 +277,7 @@ class JobIndex:
         second, and writers must not wait for it); the lock is taken only to put right what
         differs, each file looked at again under it.
         """
+        started = time.thread_time()
         folder = os.stat(self.store.jobs_dir).st_mtime_ns
         known = {row[0]: row[1:] for row in self._db().execute("SELECT job_id, ino, size, mtime_ns FROM jobs")}
         differ = set()
@@ -296,76 +306,8 @@ class JobIndex:
                     # Nothing changed since the listing began: the folder as it stands is known.
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconciled_at', ?)", (time.time(),))
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconcile_cost', ?)",
+                             (time.thread_time() - started,))
         if rows:
             log.info("job index reconciled: %d job file(s) re-read or dropped", len(rows))
         return len(rows)
-
-    # -- reading -----------------------------------------------------------
-
-    def generation(self, finished=False):
-        """A number that moves on every change (with `finished`: every change touching a finished job)."""
-        key = "finished_generation" if finished else "generation"
-        row = self._query("SELECT value FROM meta WHERE key = ?", (key,))
-        return row[0][0] if row else 0
-
-    def counts(self):
-        """`({status: count}, unreadable count)` over every job file."""
-        by_status = dict(self._query("SELECT key, n FROM counts WHERE n > 0"))
-        return by_status, by_status.pop("!unreadable", 0)
-
-    def unreadable(self):
-        """`[(job_id, reason)]` of the job files that cannot be read, by name."""
-        return self._query("SELECT job_id, unreadable FROM jobs INDEXED BY jobs_unreadable WHERE unreadable IS NOT NULL "
-                           "ORDER BY job_id")
-
-    def page(self, status=None, owner=None, limit=None, every_owner=True):
-        """`(ids newest first, total)` of readable jobs with `status` (any if None), of `owner` unless `every_owner`."""
-        where, args = ["unreadable IS NULL"], []
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if not every_owner:
-            where.append("owner = ?" if owner is not None else "0")
-            args += [owner] if owner is not None else []
-        clause = " AND ".join(where)
-        if every_owner:  # the kept counts answer without walking the rows
-            by_status, _ = self.counts()
-            total = by_status.get(status, 0) if status is not None else sum(by_status.values())
-        else:
-            total = self._query(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args)[0][0]
-        rows = self._db().execute(f"SELECT job_id FROM jobs WHERE {clause} ORDER BY created_at DESC, job_id DESC "
-                                  "LIMIT ?", [*args, -1 if limit is None else limit]).fetchall()
-        return [row[0] for row in rows], total
-
-    def unfinished_ids(self):
-        """Ids of queued and processing jobs, oldest first."""
-        return [row[0] for row in self._query("SELECT job_id FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 "
-                                              "AND unreadable IS NULL ORDER BY created_at, job_id")]
-
-    def active_ids(self):
-        """Ids of jobs that matter to dispatch: unfinished, or finished with a runner not yet seen gone; oldest first."""
-        # A UNION of two partial-index look-ups: an OR would walk the whole table on every tick.
-        return [row[0] for row in self._query(
-            "SELECT job_id, created_at FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 AND unreadable IS NULL "
-            "UNION SELECT job_id, created_at FROM jobs INDEXED BY jobs_runners WHERE runner IS NOT NULL AND "
-            "runner_dead = 0 AND unreadable IS NULL "
-            "ORDER BY created_at, job_id")]
-
-    def runners(self):
-        """`[{"runner": {"guard", "worker"}}]` of every job whose runner processes may still be alive."""
-        rows = self._query("SELECT runner FROM jobs INDEXED BY jobs_runners WHERE runner IS NOT NULL AND "
-                           "runner_dead = 0 AND unreadable IS NULL")
-        return [{"runner": json.loads(row[0])} for row in rows]
-
-    def due(self, now, video_ttl):
-        """`[(job_id, terminal, expires_at, webhook_due)]` with work for housekeeping at `now` (epoch seconds)."""
-        columns = "SELECT job_id, terminal, expires_at, webhook_due FROM jobs WHERE unreadable IS NULL AND "
-        statement = columns + "webhook_due <= ?"
-        if video_ttl:  # each branch an index look-up; an OR would walk the table on every tick
-            statement += f" UNION {columns}terminal = 1 AND expires_at IS NULL UNION {columns}terminal = 1 AND " \
-                         "expires_at <= ?"
-        return self._query(statement, (now, now) if video_ttl else (now,))
-
-    def sql(self, statement, args=()):
-        """Rows of a read-only statement (for the metrics aggregates), after the folder check."""
-        return self._query(statement, args)
