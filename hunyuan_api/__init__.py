@@ -39,6 +39,8 @@ def create_app(test_config=None):
 
     app.config["PARAMETERS"] = params.parameter_table(app.config)
     store = JobStore(app.config["DATA_DIR"])
+    store.index.reconcile_seconds = app.config["INDEX_RECONCILE_SECONDS"]
+    store.index.open()  # built from the job files now if missing, not on the first request
     model = resolve(app.config["MODEL_PATH"], app.config["DATA_DIR"])
     builder = EmbeddedModelBuilder(model)
     housekeeping = _housekeeping(store, app.config)

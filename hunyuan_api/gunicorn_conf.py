@@ -7,9 +7,11 @@ on gunicorn's command line.
 import os
 import subprocess
 import sys
+import time
 
 from hunyuan_api import web_worker
 from hunyuan_core import config as service_settings  # not "config": gunicorn reads that name as a setting
+from hunyuan_core.job_store import JobStore
 from hunyuan_core.model_source import EmbeddedModelBuilder, resolve
 from hunyuan_core.supervisor import PROJECT_ROOT
 
@@ -53,6 +55,12 @@ def on_starting(server):
         server.log.info("building the embedded demo model in %s (first start only)", source.path)
         EmbeddedModelBuilder(source).build_now()
     server.log.info("model: %s", source.path)
+    # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.
+    started = time.monotonic()
+    index = JobStore(settings["DATA_DIR"]).index
+    index.open()
+    index.close()
+    server.log.info("job index ready in %.2f s", time.monotonic() - started)
     if (source.path / "model_index.json").is_file():
         command = [sys.executable, "-m", "runner.calibrate", str(source.path), "--data-dir", settings["DATA_DIR"],
                    "--max-workers", str(settings["MAX_WORKERS"])]

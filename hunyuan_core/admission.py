@@ -27,7 +27,7 @@ class Refused(Exception):
 
 def queued_count(store):
     """How many jobs are waiting to start."""
-    return sum(1 for job in store.active_jobs() if job["status"] == JobStatus.QUEUED.value)
+    return store.index.counts()[0].get(JobStatus.QUEUED.value, 0)
 
 
 def check(store, max_queue, min_free_disk_mb):

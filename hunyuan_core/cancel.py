@@ -16,7 +16,6 @@ import time
 from filelock import FileLock
 
 from . import processes
-from .atomic_file import write_json_atomic
 from .job_record import JobStatus, Phase, mark_finished
 
 # The promise: a processing job's runners are gone within this many seconds.
@@ -56,7 +55,7 @@ def cancel_job(store, job_id):
                 runner["ended_at"] = runner.get("ended_at") or now
             runner["canceled"] = True
             job["runner"] = runner
-        write_json_atomic(store.job_path(job_id), job)
+        store.save(job)
         store.partial_video_path(job_id).unlink(missing_ok=True)
         store.partial_poster_path(job_id).unlink(missing_ok=True)
         return job

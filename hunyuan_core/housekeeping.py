@@ -1,16 +1,14 @@
 """Work on finished jobs, run from every supervisor tick: retention (VIDEO_TTL) and webhooks.
 
-Finished jobs rarely change, so each job file's summary is kept by identity
-(inode, size, mtime): a tick costs one stat per job file, and a file is parsed
-again only after it was rewritten.
+The job index keeps when each job's webhook is due and when it expires, so a
+tick asks it for the jobs with work due now and reads only their files.
 """
 
 import logging
-import os
 from datetime import datetime, timedelta, timezone
 
-from . import idempotency, webhooks
-from .job_record import JobStatus, is_job_id, parse_time
+from . import idempotency
+from .job_record import JobStatus, parse_time
 from .job_store import JobFileUnreadable, JobNotFound
 from .supervisor import runner_alive
 
@@ -24,10 +22,9 @@ class Housekeeping:
         self.store = store
         self.video_ttl = video_ttl
         self.sender = sender
-        self._seen = {}  # file name -> (signature, (terminal, expires_at, webhook due))
 
     def run(self, now=None):
-        """One pass over the job files; returns the ids of the jobs it removed.
+        """One pass over the jobs the index says have work due; returns the ids of the jobs it removed.
 
         Unreadable job files are skipped (GET /api/jobs reports them), and a job
         whose work fails is logged and left for the next pass: one job never
@@ -35,26 +32,13 @@ class Housekeeping:
         """
         now = now or datetime.now(timezone.utc)
         removed = []
-        seen = {}
-        for path in self.store.jobs_dir.glob("*.json"):
-            if not is_job_id(path.stem):
-                continue
+        for job_id, terminal, expires_at, webhook_due in self.store.index.due(now.timestamp(), self.video_ttl):
+            summary = (bool(terminal), _datetime(expires_at), _datetime(webhook_due))
             try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            signature = (info.st_ino, info.st_size, info.st_mtime_ns)
-            cached = self._seen.get(path.name)
-            try:
-                summary = cached[1] if cached and cached[0] == signature else self._summarize(path.stem)
-                if summary is None:
-                    continue
-                seen[path.name] = (signature, summary)
-                if self._tend(path.stem, summary, now):
-                    removed.append(path.stem)
+                if self._tend(job_id, summary, now):
+                    removed.append(job_id)
             except Exception:
-                log.exception("housekeeping of job %s failed", path.stem)
-        self._seen = seen
+                log.exception("housekeeping of job %s failed", job_id)
         return removed
 
     def _tend(self, job_id, summary, now):
@@ -68,13 +52,6 @@ class Housekeeping:
             elif expires_at <= now and webhook_due is None:
                 return self._remove_expired(job_id, now)
         return False
-
-    def _summarize(self, job_id):
-        try:
-            job = self.store.get(job_id)
-        except (JobNotFound, JobFileUnreadable):
-            return None
-        return (JobStatus(job["status"]).is_terminal, parse_time(job.get("expires_at")), webhooks.due_at(job))
 
     def _stamp(self, job_id):
         """Give a finished job its `expires_at`: VIDEO_TTL seconds after it finished."""
@@ -105,3 +82,8 @@ class Housekeeping:
             self.store.delete(job_id)
             idempotency.forget(self.store, job.get("idempotency_key_sha256"))
         return True
+
+
+def _datetime(epoch):
+    """Seconds since the epoch (as the index keeps times) as an aware UTC datetime; None passes through."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)

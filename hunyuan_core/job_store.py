@@ -8,6 +8,7 @@ Layout of the data folder (see docs/job-file.md for the job file itself):
     logs/<job_id>.log     the runner's output for that job
     heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_core/heartbeat.py)
     locks/                lock files; never the files they protect
+    index.sqlite3         the job index (hunyuan_api/job_index.py), rebuilt from jobs/ when missing
 
 Every read-modify-write happens under one store-wide file lock, so a progress
 update from a runner and a status change from a web worker can never overwrite
@@ -24,6 +25,8 @@ from filelock import FileLock
 
 from . import processes
 from .atomic_file import write_json_atomic
+from .job_index import JobIndex
+from .job_index_rows import file_identity
 from .job_record import JobStatus, is_job_id, poster_filename, utc_now, video_filename
 from .job_schema import JobSchemaError, check_job
 from .regular_file import NotARegularFile, open_regular, remove
@@ -31,6 +34,8 @@ from .regular_file import NotARegularFile, open_regular, remove
 # A job record is a few kilobytes (a prompt is at most 2000 characters); a file far
 # larger than any record is refused before it is read into memory.
 MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
+# Records kept for read_many(shared=True): a few listing pages' worth.
+SHARED_RECORDS = 1000
 
 
 class JobNotFound(LookupError):
@@ -60,8 +65,9 @@ class JobStore:
         for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir, self.heartbeats_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(self.locks_dir / "jobs.lock")
-        # Files seen settled (finished, runner gone), by identity: skipped by active_jobs().
-        self._settled = {}
+        # Listing and counting come from the index; a single job's record from its file.
+        self.index = JobIndex(self)
+        self._shared = {}  # job id -> (file identity, record), for read_many(shared=True)
 
     # -- paths -------------------------------------------------------------
 
@@ -144,36 +150,56 @@ class JobStore:
         jobs.sort(key=lambda job: (job["created_at"], job["job_id"]))
         return jobs, unreadable
 
+    def read_many(self, job_ids, shared=False):
+        """The records of `job_ids`, in that order, skipping any deleted or broken since they were listed.
+
+        With `shared`, a record read before from a file of the same identity (inode, size,
+        mtime) is handed out again instead of being parsed and checked once more: for
+        readers that only look (listing pages and queue plans), never edit.
+        """
+        jobs = []
+        for job_id in job_ids:
+            try:
+                jobs.append(self._read_shared(job_id) if shared else self.get(job_id))
+            except (JobNotFound, JobFileUnreadable):
+                continue
+        return jobs
+
+    def _read_shared(self, job_id):
+        identity = file_identity(self.job_path(job_id))
+        cached = self._shared.get(job_id)
+        if identity is not None and cached is not None and cached[0] == identity:
+            return cached[1]
+        job = self.get(job_id)
+        if len(self._shared) >= SHARED_RECORDS:
+            self._shared.pop(next(iter(self._shared)))  # the oldest entry: a small, bounded cache
+        self._shared[job_id] = (identity, job)
+        return job
+
+    def unfinished_jobs(self, shared=False):
+        """The queued and processing jobs, oldest first (from the index: finished files are not read)."""
+        return self.read_many(self.index.unfinished_ids(), shared)
+
     def active_jobs(self):
         """The jobs that still matter to dispatch: unfinished, or with a runner not yet ended.
 
-        Settled jobs never change again unless their file is rewritten, so a file
-        seen settled is skipped while its inode, size and mtime stay the same: a
-        tick costs one stat per finished job instead of a read and a parse.
+        The index lists them; only their files are read. A finished job whose runner
+        has recorded its end and whose processes are all gone is settled: the index
+        remembers it (for that file identity) and it is not read again.
         Unreadable files are left out (list() reports them). Oldest first.
         """
         jobs = []
-        for path in self.jobs_dir.glob("*.json"):
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            signature = (info.st_ino, info.st_size, info.st_mtime_ns)
-            if self._settled.get(path.name) == signature or not is_job_id(path.stem):
-                continue
-            try:
-                job = self.get(path.stem)
-            except (JobNotFound, JobFileUnreadable):
-                continue
+        for job in self.read_many(self.index.active_ids()):
             runner = job.get("runner") or {}
             # A guard that has recorded its end may take a moment more to exit: until no process
             # of the job is alive, the job still matters to dispatch (its slot is not free yet).
             ended = not runner or (runner.get("ended_at") and not processes.runner_alive(job))
             if JobStatus(job["status"]).is_terminal and ended:
-                self._settled[path.name] = signature
+                identity = file_identity(self.job_path(job["job_id"]))
+                if identity is not None:
+                    self.index.mark_runner_dead(job["job_id"], identity)
             else:
                 jobs.append(job)
-        jobs.sort(key=lambda job: (job["created_at"], job["job_id"]))
         return jobs
 
     # -- writing -----------------------------------------------------------
@@ -188,6 +214,14 @@ class JobStore:
         """Write a new job record."""
         with self._lock:
             write_json_atomic(self.job_path(job["job_id"]), job)
+            self.index.record(job["job_id"], job)
+        return job
+
+    def save(self, job):
+        """Write an edited record whole, with its index row (for a caller that read it under `locked()`)."""
+        with self._lock:
+            write_json_atomic(self.job_path(job["job_id"]), job)
+            self.index.record(job["job_id"], job)
         return job
 
     def update(self, job_id, change):
@@ -202,6 +236,7 @@ class JobStore:
                 return job
             job["updated_at"] = utc_now()
             write_json_atomic(self.job_path(job_id), job)
+            self.index.record(job_id, job)
             return job
 
     def delete(self, job_id):
@@ -223,6 +258,7 @@ class JobStore:
                 self.heartbeat_path(job_id),
             ):
                 remove(path)
+            self.index.forget(job_id)
 
 
 def _parse_job(job_id, path, data):

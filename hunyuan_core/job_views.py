@@ -54,16 +54,16 @@ class JobViewer:
         return estimates.schedule(jobs, estimate_of, self.max_workers)
 
     def describe(self, job, all_jobs=None):
-        """The status object of one job; `all_jobs` (for the queue) is read if needed and not given."""
+        """The status object of one job; `all_jobs` (for the queue: the unfinished jobs will do) is read if needed."""
         plan = {}
         if not JobStatus(job["status"]).is_terminal:
             if all_jobs is None:
-                all_jobs, _ = self.store.list()
+                all_jobs = self.store.unfinished_jobs(shared=True)  # the plan only looks at unfinished jobs
             plan = self._plan(all_jobs)
         return self._view(job, plan.get(job["job_id"]))
 
     def describe_many(self, selected, all_jobs):
-        """Status objects for `selected`, planned against the queue in `all_jobs`."""
+        """Status objects for `selected`, planned against the queue in `all_jobs` (its unfinished jobs are enough)."""
         plan = self._plan(all_jobs)
         return [self._view(job, plan.get(job["job_id"])) for job in selected]
 

@@ -1,10 +1,11 @@
-"""Prometheus metrics computed from the job files at scrape time.
+"""Prometheus metrics computed from the job index at scrape time.
 
 Every gunicorn worker can answer a scrape, and each would count differently if
 metrics lived in process memory. Here nothing does: each scrape reads the job
-folder (the single source of truth every worker and runner shares), so any
-worker gives the same answer and no prometheus_client multiprocess mode is
-needed. Durations come from the records of finished jobs (`started_at`,
+index beside the job files (hunyuan_api/job_index.py, shared by every worker and
+runner), so any worker gives the same answer and no prometheus_client
+multiprocess mode is needed. The figures of finished jobs are cached per process
+until the index says a finished job changed (its finished-jobs generation). Durations come from the records of finished jobs (`started_at`,
 `finished_at`, `timings`, `step`, `step_seconds`), so histograms and summaries
 are rebuilt from scratch on each scrape. Their counts therefore only grow while
 finished jobs are kept: deleting jobs makes them drop, which Prometheus treats
@@ -15,11 +16,12 @@ global default registry (which would add this process's own figures, different
 in every worker).
 """
 
+import bisect
 import time
 
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 
-from .job_record import JobStatus, WORK_PHASES, parse_time
+from .job_record import JobStatus, WORK_PHASES
 from .supervisor import runner_alive
 
 PREFIX = "hunyuan"
@@ -29,24 +31,56 @@ JOB_DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400
 QUEUE_WAIT_BUCKETS = (0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 14400, 86400)
 
 
-def _seconds_between(start, end):
-    """Seconds from one recorded timestamp to another, or None if either is missing or unreadable."""
-    try:
-        first, last = parse_time(start), parse_time(end)
-    except (TypeError, ValueError):
-        return None
-    if first is None or last is None:
-        return None
-    return max((last - first).total_seconds(), 0.0)
+def finished_aggregates(index, cache):
+    """Durations, queue waits, phase times and steps of finished jobs, recomputed only when one changed."""
+    generation = index.generation(finished=True)
+    if cache.get("generation") == generation:
+        return cache["value"]
+    rows = index.sql("SELECT status, duration, queue_wait, steps, step_seconds FROM jobs "
+                     "WHERE terminal = 1 AND unreadable IS NULL")
+    durations, queue_waits, steps, step_seconds = {}, [], 0, 0.0
+    for status, duration, wait, done, mean in rows:
+        if duration is not None:
+            durations.setdefault(status, []).append(duration)
+        if wait is not None:
+            queue_waits.append(wait)
+        if done and mean is not None:
+            # The record keeps the mean time of the steps after the first (which carries
+            # warm-up): the count is exact, the sum is that mean times the steps.
+            steps += done
+            step_seconds += done * mean
+    phase_seconds, phase_counts = {}, {}
+    for phase, count, total in index.sql(
+            "SELECT t.key, COUNT(*), SUM(t.value) FROM jobs, json_each(jobs.timings) AS t WHERE jobs.terminal = 1 "
+            "AND jobs.unreadable IS NULL AND t.type IN ('integer', 'real') GROUP BY t.key"):
+        phase_seconds[phase], phase_counts[phase] = float(total), count
+    value = {"durations": durations, "queue_waits": queue_waits, "phase_seconds": phase_seconds,
+             "phase_counts": phase_counts, "steps": steps, "step_seconds": step_seconds}
+    # Kept as bucket counts, so a scrape's cost does not grow with the finished jobs kept.
+    value["durations"] = {status: _buckets(values, JOB_DURATION_BUCKETS) for status, values in durations.items()}
+    value["queue_waits"] = _buckets(queue_waits, QUEUE_WAIT_BUCKETS)
+    cache.update(generation=generation, value=value)
+    return value
 
 
-def _histogram(name, documentation, bucket_bounds, values_by_label, label):
-    """A histogram family with one series per label value, from lists of observed values."""
+def _buckets(values, bucket_bounds):
+    """`(cumulative counts per bound, count, sum)` of observed values."""
+    values = sorted(values)
+    return [bisect.bisect_right(values, bound) for bound in bucket_bounds], len(values), sum(values)
+
+
+def _merged(first, second):
+    """Two `_buckets` results as one."""
+    return [a + b for a, b in zip(first[0], second[0])], first[1] + second[1], first[2] + second[2]
+
+
+def _histogram(name, documentation, bucket_bounds, buckets_by_label, label):
+    """A histogram family with one series per label value, from `_buckets` results."""
     family = HistogramMetricFamily(name, documentation, labels=[label])
-    for label_value, values in sorted(values_by_label.items()):
-        buckets = [(repr(float(bound)), sum(1 for v in values if v <= bound)) for bound in bucket_bounds]
-        buckets.append(("+Inf", len(values)))
-        family.add_metric([label_value], buckets, sum(values))
+    for label_value, (counts, count, total) in sorted(buckets_by_label.items()):
+        buckets = [(repr(float(bound)), n) for bound, n in zip(bucket_bounds, counts)]
+        buckets.append(("+Inf", count))
+        family.add_metric([label_value], buckets, total)
     return family
 
 
@@ -56,43 +90,28 @@ class JobMetricsCollector:
     def __init__(self, store, max_workers):
         self.store = store
         self.max_workers = max_workers
+        self._cache = {}
 
     def describe(self):
         """Nothing to describe ahead of time: the families are built at scrape time."""
         return []
 
     def collect(self):
-        """Read every job file once and yield the metric families."""
+        """Yield the metric families, from the job index (job files are not read)."""
         scrape_started = time.monotonic()
-        jobs, unreadable = self.store.list()
-        by_status = {status.value: 0 for status in JobStatus}
-        durations, queue_waits = {}, {}
-        phase_seconds, phase_counts = {}, {}
-        steps, step_seconds = 0, 0.0
-        running = 0
-        for job in jobs:
-            status = JobStatus(job["status"])
-            by_status[status.value] += 1
-            if runner_alive(job):
-                running += 1
-            wait = _seconds_between(job.get("created_at"), job.get("started_at"))
-            if wait is not None:
-                queue_waits.setdefault("all", []).append(wait)
-            if not status.is_terminal:
-                continue
-            duration = _seconds_between(job.get("started_at"), job.get("finished_at"))
-            if duration is not None:
-                durations.setdefault(status.value, []).append(duration)
-            for phase, seconds in (job.get("timings") or {}).items():
-                if isinstance(seconds, (int, float)):
-                    phase_seconds[phase] = phase_seconds.get(phase, 0.0) + float(seconds)
-                    phase_counts[phase] = phase_counts.get(phase, 0) + 1
-            done, mean = job.get("step") or 0, job.get("step_seconds")
-            if done and isinstance(mean, (int, float)):
-                # The record keeps the mean time of the steps after the first (which carries
-                # warm-up): the count is exact, the sum is that mean times the steps.
-                steps += done
-                step_seconds += done * mean
+        index = self.store.index
+        counts, unreadable = index.counts()
+        by_status = {status.value: counts.get(status.value, 0) for status in JobStatus}
+        running = sum(1 for job in index.runners() if runner_alive(job))
+        finished = finished_aggregates(index, self._cache)
+        durations = finished["durations"]
+        unfinished_waits = [row[0] for row in index.sql(
+            "SELECT queue_wait FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 AND unreadable IS NULL "
+            "AND queue_wait IS NOT NULL")]
+        waits = _merged(finished["queue_waits"], _buckets(unfinished_waits, QUEUE_WAIT_BUCKETS))
+        queue_waits = {"all": waits} if waits[1] else {}
+        phase_seconds, phase_counts = finished["phase_seconds"], finished["phase_counts"]
+        steps, step_seconds = finished["steps"], finished["step_seconds"]
 
         jobs_family = GaugeMetricFamily(f"{PREFIX}_jobs", "Job files by status", labels=["status"])
         for status, count in by_status.items():
@@ -102,7 +121,7 @@ class JobMetricsCollector:
         yield GaugeMetricFamily(f"{PREFIX}_running_runners", "Jobs whose runner processes are alive", value=running)
         yield GaugeMetricFamily(f"{PREFIX}_max_workers", "The MAX_WORKERS cap on runners", value=self.max_workers)
         yield GaugeMetricFamily(
-            f"{PREFIX}_unreadable_job_files", "Job files that cannot be parsed", value=len(unreadable)
+            f"{PREFIX}_unreadable_job_files", "Job files that cannot be parsed", value=unreadable
         )
         yield _histogram(
             f"{PREFIX}_job_duration_seconds",

@@ -98,6 +98,12 @@ class Supervisor:
                 self.tick()
             except Exception:  # a bad tick must not end dispatching for good
                 log.exception("supervisor tick failed")
+            try:
+                # The index's background check (hand edits, crashes between a file and its row);
+                # whichever worker's thread comes first does it for all of them.
+                self.store.index.reconcile_if_due()
+            except Exception:
+                log.exception("job index check failed")
             self._wake.wait(self.poll_interval)
             self._wake.clear()
 

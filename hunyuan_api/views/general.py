@@ -76,11 +76,9 @@ class Health(MethodView):
         path (this route is open without a key); /api/info has them.
         """
         svc = services()
-        jobs, unreadable = svc.store.list()
+        by_status, unreadable = svc.store.index.counts()  # from the index: no job file is read
         model = model_source.describe(svc.model, reveal_paths=False)
-        counts = {status: 0 for status in JobStatus}
-        for job in jobs:
-            counts[JobStatus(job["status"])] += 1
+        counts = {status: by_status.get(status.value, 0) for status in JobStatus}
         problems = []
         writable = os.access(svc.store.jobs_dir, os.W_OK)
         if not writable:
@@ -88,17 +86,17 @@ class Health(MethodView):
         if not model["ready"]:
             problems.append(model["problem"])
         if unreadable:
-            problems.append(f"{len(unreadable)} job file(s) cannot be read; see GET /api/jobs")
+            problems.append(f"{unreadable} job file(s) cannot be read; see GET /api/jobs")
         status = "unhealthy" if not writable else ("healthy" if model["ready"] else "starting")
         body = {
             "status": status,
             "model_loaded": model["ready"],
             "active_jobs": counts[JobStatus.PROCESSING],
             "queued_jobs": counts[JobStatus.QUEUED],
-            "total_jobs": len(jobs) + len(unreadable),
-            "running_runners": sum(1 for job in jobs if runner_alive(job)),
+            "total_jobs": sum(counts.values()) + unreadable,
+            "running_runners": sum(1 for job in svc.store.index.runners() if runner_alive(job)),
             "max_workers": current_app.config["MAX_WORKERS"],
-            "unreadable_jobs": len(unreadable),
+            "unreadable_jobs": unreadable,
             "model": model,
             "problems": problems,
         }

@@ -153,17 +153,18 @@ class JobList(MethodView):
         rather than skipped. With API keys, a key lists only its own jobs (an admin
         key every job, and alone the unreadable files, whose owner cannot be read).
         """
-        jobs, unreadable = services().store.list()
-        if not auth.sees_every_job():
-            unreadable = []
-        selected = [job for job in jobs if query.get("status") in (None, job["status"]) and auth.may_see(job)]
-        selected.reverse()
-        page = selected[: query["limit"]]
+        store = services().store
+        every = auth.sees_every_job()
+        # The index picks the page and counts the total (owner filtered in SQL); only the page's files are read.
+        ids, total = store.index.page(query.get("status"), auth.request_key_name(), query["limit"], every_owner=every)
+        page = store.read_many(ids, shared=True)  # described, never edited
+        unreadable = store.index.unreadable() if every else []
         return {
-            "jobs": viewer().describe_many(page, jobs),
+            "jobs": viewer().describe_many(page, store.unfinished_jobs(shared=True)),
             "count": len(page),
-            "total": len(selected),
-            "unreadable": [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable],
+            "total": total,
+            "unreadable": [{"job_id": job_id, "file": str(store.job_path(job_id)), "error": reason}
+                           for job_id, reason in unreadable],
         }
 
 

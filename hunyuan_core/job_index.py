@@ -1,0 +1,313 @@
+"""An SQLite index beside the job files, so listing and counting never read every file.
+
+The job files stay the source of truth (docs/job-file.md); `DATA_DIR/index.sqlite3`
+holds one row per job file with what listing, counting, dispatch, housekeeping and
+metrics need, and the file identity (inode, size, mtime) the row was built from.
+JobStore writes the row in the same locked write as the file. Rows are built only
+from records that pass job_schema's check; a broken file gets a row with its reason.
+
+Keeping it true without a per-request scan:
+- missing or unreadable (deleted, corrupted, another schema): rebuilt from the files,
+  under the store lock, by whoever opens it first;
+- the jobs folder's mtime is stored with every write: a reader that finds the folder
+  changed since (a file dropped in, removed or renamed by hand, a crash between a
+  file write and its row) waits for any writer in progress, then reconciles if the
+  folder is still not the one recorded. That costs one stat per read;
+- `reconcile()` compares the folder listing (scandir + lstat) with the stored
+  identities and re-reads only the files that differ; the supervisor runs it every
+  INDEX_RECONCILE_SECONDS (one process for all), which catches edits made in place.
+
+What readers ask of it is in job_index_queries.py; the table and its rows in job_index_rows.py.
+
+Concurrency: WAL, a busy timeout and short transactions; one connection per thread
+and process (a connection is never used across fork: the pid is checked).
+"""
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+
+from .job_index_queries import IndexQueries
+from .job_index_rows import SCHEMA, SCHEMA_VERSION, UPSERT, file_identity, job_row, unreadable_row
+from .job_record import is_job_id
+from .job_schema import JobSchemaError, check_job
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.sqlite3"
+BUSY_TIMEOUT_SECONDS = 30
+
+
+class JobIndex(IndexQueries):
+    """The index of one JobStore's jobs folder: opening, building, writing and reconciling it."""
+
+    def __init__(self, store, reconcile_seconds=30.0):
+        self.store = store
+        self.path = store.root / INDEX_FILE
+        self.reconcile_seconds = reconcile_seconds
+        self._local = threading.local()
+
+    # -- connections -------------------------------------------------------
+
+    def _connect(self):
+        """Open the index file (creating or rebuilding it as needed) for this thread and process."""
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            built = version == SCHEMA_VERSION and conn.execute(
+                "SELECT value FROM meta WHERE key = 'built'").fetchone() is not None
+        except sqlite3.DatabaseError:
+            conn.close()
+            built, conn = False, None
+        if not built:
+            if conn is not None:
+                conn.close()
+            self._rebuild()
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")
+        self._local.conn, self._local.pid, self._local.ino = conn, os.getpid(), os.stat(self.path).st_ino
+        return conn
+
+    def _db(self):
+        """This thread's connection; a fresh one after a fork or when the index file was replaced or deleted."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            try:
+                if os.stat(self.path).st_ino == self._local.ino:
+                    return conn
+            except FileNotFoundError:
+                pass
+            conn.close()
+        return self._connect()
+
+    def open(self):
+        """Open the index for this thread, building it from the job files first if it is missing or unreadable."""
+        self._db()
+
+    def close(self):
+        """Close this thread's connection (before a fork, say: a child must never use it)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _query(self, sql, args=()):
+        """Rows of one read, after the cheap check that nothing changed the jobs folder behind the index."""
+        try:
+            self.check_folder()
+            return self._db().execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            raise  # busy or locked past the timeout, not a broken index
+        except sqlite3.DatabaseError:
+            # Corrupted in place while open: build it again from the files, once, and answer from that.
+            log.warning("job index %s is damaged; rebuilding it from the job files", self.path)
+            broken = getattr(self._local, "ino", None)
+            self.close()
+            self._rebuild(broken_ino=broken)
+            self.check_folder()
+            return self._db().execute(sql, args).fetchall()
+
+    @contextmanager
+    def _transaction(self):
+        """A short write transaction on this thread's connection, rolled back (and the connection dropped) on error."""
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            self.close()  # closing rolls back
+            raise
+
+    # -- building ----------------------------------------------------------
+
+    def _rebuild(self, broken_ino=None):
+        """Build the index from every job file, replacing whatever is at its path (under the store lock).
+
+        `broken_ino`: the index file found damaged; rebuilt even if it looks built, unless
+        another process has replaced it meanwhile.
+        """
+        with self.store.locked():
+            try:
+                if broken_ino is not None and os.stat(self.path).st_ino == broken_ino:
+                    raise sqlite3.DatabaseError("damaged")
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+                ok = conn.execute("SELECT value FROM meta WHERE key = 'built'").fetchone() is not None and \
+                    conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+                conn.close()
+                if ok:
+                    return  # another process rebuilt it while this one waited for the lock
+            except (sqlite3.DatabaseError, FileNotFoundError):
+                pass
+            started = time.monotonic()
+            for suffix in ("", "-wal", "-shm", ".tmp"):
+                try:
+                    os.unlink(f"{self.path}{suffix}")
+                except FileNotFoundError:
+                    pass
+            # Built under another name and renamed in: a reader never opens a half-built index.
+            conn = sqlite3.connect(f"{self.path}.tmp", isolation_level=None)
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.executescript(SCHEMA)
+            folder = os.stat(self.store.jobs_dir).st_mtime_ns
+            conn.execute("BEGIN")
+            for job_id, identity in self._listing().items():
+                conn.execute(UPSERT, self._row(job_id, identity))
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [("built", time.time()), ("folder_mtime_ns", folder),
+                                                                ("generation", 0), ("reconciled_at", time.time())])
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.close()
+            os.replace(f"{self.path}.tmp", self.path)
+            log.info("job index rebuilt from the job files in %.2f s", time.monotonic() - started)
+
+    def _listing(self):
+        """{job_id: identity} of every job-file name in the jobs folder (links, folders and FIFOs included)."""
+        found = {}
+        with os.scandir(self.store.jobs_dir) as entries:
+            for entry in entries:
+                if entry.name.endswith(".json") and is_job_id(entry.name[:-5]):
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    found[entry.name[:-5]] = (info.st_ino, info.st_size, info.st_mtime_ns)
+        return found
+
+    def _row(self, job_id, identity, job=None):
+        """The row of one job file (unreadable or not): from `job` just written, else read through the store's gate.
+
+        Either way the record passes job_schema's check before a row is made of it.
+        """
+        from .job_store import JobFileUnreadable, JobNotFound
+        try:
+            return job_row(check_job(job, job_id) if job is not None else self.store.get(job_id), identity)
+        except JobNotFound:
+            return None
+        except JobSchemaError as exc:
+            return unreadable_row(job_id, identity, str(exc))
+        except JobFileUnreadable as exc:
+            return unreadable_row(job_id, identity, exc.reason)
+
+    # -- writing (callers hold the store lock) -------------------------------
+
+    def record(self, job_id, job=None):
+        """Write the row of `job_id` as its file now stands (`job`: the record just written), and the folder's mtime."""
+        identity = file_identity(self.store.job_path(job_id))
+        try:
+            row = None if identity is None else self._row(job_id, identity, job)
+            with self._transaction() as conn:
+                old = conn.execute("SELECT terminal FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+                if row is None:
+                    conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+                else:
+                    conn.execute(UPSERT, row)
+                self._stamp(conn, bool(old and old[0]) or bool(row and row[2]))
+        except sqlite3.Error:
+            # The file is written and is the truth; the stale folder mtime makes the next reader reconcile.
+            log.exception("job index: could not record job %s", job_id)
+
+    def forget(self, job_id):
+        """Drop the row of a deleted job."""
+        self.record(job_id)
+
+    def _stamp(self, conn, finished):
+        """Remember the folder's mtime after our own write, and count the change (for cached aggregates)."""
+        folder = os.stat(self.store.jobs_dir).st_mtime_ns
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', "
+                     "COALESCE((SELECT value FROM meta WHERE key = 'generation'), 0) + 1)")
+        if finished:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('finished_generation', "
+                         "COALESCE((SELECT value FROM meta WHERE key = 'finished_generation'), 0) + 1)")
+
+    def mark_runner_dead(self, job_id, identity):
+        """Remember that a finished job's runner has ended and all its processes are gone (they never come back)."""
+        self._db().execute("UPDATE jobs SET runner_dead = 1 WHERE job_id = ? AND ino = ? AND size = ? AND mtime_ns = ?",
+                           (job_id, *identity))
+
+    # -- keeping it true ---------------------------------------------------
+
+    def check_folder(self):
+        """Reconcile now if the jobs folder changed since the last write the index knows of (one stat)."""
+        if self._folder_known():
+            return
+        # A writer may be between its file and its row (it holds the store lock for both): wait for it,
+        # then look again. Only a change from outside the store is left to reconcile.
+        with self.store.locked():
+            if not self._folder_known():
+                self.reconcile()
+
+    def _folder_known(self):
+        """True if the jobs folder's mtime is the one recorded with the index's last write."""
+        folder = os.stat(self.store.jobs_dir).st_mtime_ns
+        known = self._db().execute("SELECT value FROM meta WHERE key = 'folder_mtime_ns'").fetchone()
+        return known is not None and known[0] == folder
+
+    def reconcile_if_due(self):
+        """Run `reconcile()` if no process of the service has run it for `reconcile_seconds`."""
+        if not self._reconcile_due():
+            return 0
+        with self.store.locked():
+            # Every web worker's supervisor asks at about the same moment: the first one does it for all.
+            return self.reconcile() if self._reconcile_due() else 0
+
+    def _reconcile_due(self):
+        """True once `reconcile_seconds` have passed since the last check, and 100 times what it cost.
+
+        The second rule keeps the check under 1% of a core however many files are kept
+        (at 100,000 a check takes most of a second, so it runs every minute or two).
+        """
+        meta = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('reconciled_at', 'reconcile_cost')"))
+        interval = max(self.reconcile_seconds, 100 * meta.get("reconcile_cost", 0.0))
+        return "reconciled_at" not in meta or time.time() - meta["reconciled_at"] >= interval
+
+    def reconcile(self):
+        """Bring rows in line with the files: re-read only files whose identity differs; returns rows changed.
+
+        The folder is listed without the store lock (at 100,000 files that takes most of a
+        second, and writers must not wait for it); the lock is taken only to put right what
+        differs, each file looked at again under it.
+        """
+        started = time.thread_time()
+        folder = os.stat(self.store.jobs_dir).st_mtime_ns
+        known = {row[0]: row[1:] for row in self._db().execute("SELECT job_id, ino, size, mtime_ns FROM jobs")}
+        differ = set()
+        with os.scandir(self.store.jobs_dir) as entries:
+            for entry in entries:
+                job_id = entry.name[:-5]
+                row = known.pop(job_id, None)
+                if row is None and not (entry.name.endswith(".json") and is_job_id(job_id)):
+                    continue  # not a job file: an operator's note, a temporary file being written
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    info = None
+                if info is None or row != (info.st_ino, info.st_size, info.st_mtime_ns):
+                    differ.add(job_id)
+        differ.update(known)  # rows whose file was not listed: removed
+        with self.store.locked():
+            rows = {job_id: self._row(job_id, identity) if identity else None
+                    for job_id, identity in ((job_id, file_identity(self.store.job_path(job_id))) for job_id in differ)}
+            with self._transaction() as conn:
+                conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i, row in rows.items() if row is None])
+                conn.executemany(UPSERT, [row for row in rows.values() if row is not None])
+                if rows:
+                    self._stamp(conn, True)
+                elif os.stat(self.store.jobs_dir).st_mtime_ns == folder:
+                    # Nothing changed since the listing began: the folder as it stands is known.
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('folder_mtime_ns', ?)", (folder,))
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconciled_at', ?)", (time.time(),))
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('reconcile_cost', ?)",
+                             (time.thread_time() - started,))
+        if rows:
+            log.info("job index reconciled: %d job file(s) re-read or dropped", len(rows))
+        return len(rows)
