@@ -101,7 +101,7 @@ class JobIndex(IndexQueries):
     def _query(self, sql, args=()):
         """Rows of one read, after the cheap check that nothing changed the jobs folder behind the index."""
         try:
-            self.check_folder()
+            self._catch_up()
             return self._db().execute(sql, args).fetchall()
         except sqlite3.OperationalError:
             raise  # busy or locked past the timeout, not a broken index
@@ -111,8 +111,20 @@ class JobIndex(IndexQueries):
             broken = getattr(self._local, "ino", None)
             self.close()
             self._rebuild(broken_ino=broken)
-            self.check_folder()
+            self._catch_up()
             return self._db().execute(sql, args).fetchall()
+
+    def _catch_up(self):
+        """`check_folder()`, except that an index that cannot be written now answers as it stands.
+
+        A full disk or a file size limit (a runner under RLIMIT_FSIZE) makes SQLite's writes
+        fail while its reads still work: a reader then gets the index as it was, which the
+        next reader brings up to date, rather than an error that would fail a job.
+        """
+        try:
+            self.check_folder()
+        except sqlite3.OperationalError as exc:
+            log.warning("job index: could not bring it up to date before reading (%s); answering as it stands", exc)
 
     @contextmanager
     def _transaction(self):
@@ -211,9 +223,9 @@ class JobIndex(IndexQueries):
                 else:
                     conn.execute(UPSERT, row)
                 self._stamp(conn, bool(old and old[0]) or bool(row and row[2]))
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             # The file is written and is the truth; the stale folder mtime makes the next reader reconcile.
-            log.exception("job index: could not record job %s", job_id)
+            log.warning("job index: could not record job %s (%s)", job_id, exc)
 
     def forget(self, job_id):
         """Drop the row of a deleted job."""
@@ -231,8 +243,11 @@ class JobIndex(IndexQueries):
 
     def mark_runner_dead(self, job_id, identity):
         """Remember that a finished job's runner has ended and all its processes are gone (they never come back)."""
-        self._db().execute("UPDATE jobs SET runner_dead = 1 WHERE job_id = ? AND ino = ? AND size = ? AND mtime_ns = ?",
-                           (job_id, *identity))
+        try:
+            self._db().execute("UPDATE jobs SET runner_dead = 1 WHERE job_id = ? AND ino = ? AND size = ? AND mtime_ns = ?",
+                               (job_id, *identity))
+        except sqlite3.OperationalError as exc:  # only a saving for later reads: never worth failing a caller
+            log.warning("job index: could not mark job %s settled (%s)", job_id, exc)
 
     # -- keeping it true ---------------------------------------------------
 
