@@ -148,7 +148,10 @@ def test_api_requests_read_only_the_files_they_show(tmp_path, reads):
     store = JobStore(data)
     for _ in range(40):
         make_job(store, status="completed")
-    queued = [make_job(store) for _ in range(3)]
+    queued = []
+    for _ in range(3):
+        queued.append(make_job(store))
+        time.sleep(0.002)  # distinct milliseconds of created_at, so the queue's order is the creation order
     app = create_app({"DATA_DIR": str(data), "SUPERVISOR_AUTOSTART": False, "TESTING": True})
     client = app.test_client()
     reads["n"] = 0
