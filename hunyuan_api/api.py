@@ -124,7 +124,7 @@ class InsufficientStorage(HTTPException):
 
 def http_error(error):
     """The HTTPException flask-smorest's `abort` would raise for the service error `error` (detail, headers)."""
-    exception_class = InsufficientStorage if error.status == 507 else default_exceptions[error.status]
+    exception_class = InsufficientStorage if error.status_code == 507 else default_exceptions[error.status_code]
     exception = exception_class()
     exception.data = {"message": error.detail, "headers": error.headers}
     return exception
