@@ -14,8 +14,10 @@ from flask import Flask
 from hunyuan_core import __version__, config, params  # noqa: F401  (__version__: the service's version)
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.model_source import EmbeddedModelBuilder, resolve
+from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
+from . import api as api_errors
 from . import auth, body_limits
 from .api import API_SETTINGS, Api
 from .services import Services
@@ -55,23 +57,25 @@ def create_app(test_config=None):
         model_builder=builder,
         housekeeping=housekeeping,
     )
-    app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor)
+    submitter = Submitter(store, model, supervisor.wake, app.config["PARAMETERS"],
+                          max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"])
+    app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
+                                             submitter=submitter)
 
-    from .views import control, docs_assets, events, general, job_log, jobs, metrics, posters, ui, videos
+    from .views import control, events, files, jobs, logs, metrics, pages, service
 
     api = Api(app)
+    api_errors.install(app, api)
     auth.install(app, api)
     body_limits.install(app, api)
-    api.register_blueprint(general.blp)
+    api.register_blueprint(service.blp)
     api.register_blueprint(jobs.blp)
-    api.register_blueprint(videos.blp)
+    api.register_blueprint(files.blp)
     api.register_blueprint(events.blp)
-    api.register_blueprint(job_log.blp)
+    api.register_blueprint(logs.blp)
     api.register_blueprint(metrics.blp)
     api.register_blueprint(control.blp)
-    api.register_blueprint(posters.blp)
-    app.register_blueprint(docs_assets.blp)
-    app.register_blueprint(ui.blp)
+    app.register_blueprint(pages.blp)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:

@@ -1,4 +1,7 @@
-"""flask-smorest's Api, its settings and Blueprint, with error bodies that carry the API document's `detail` field."""
+"""flask-smorest's Api, its settings and Blueprint, with error bodies that carry the API document's `detail` field.
+
+The service's own errors (hunyuan_core/errors.py) are answered through the same handler (`install`).
+"""
 
 import json
 import sys
@@ -8,11 +11,12 @@ import marshmallow as ma
 from flask_smorest import Api as SmorestApi
 from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from webargs.flaskparser import FlaskParser, abort
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from hunyuan_core import __version__
+from hunyuan_core.errors import ServiceError
 
-# flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/docs_assets.py).
+# flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/pages.py).
 API_SETTINGS = {
     "API_TITLE": "HunyuanVideo REST API",
     "API_VERSION": __version__,
@@ -112,16 +116,24 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class InsufficientStorage(HTTPException):
-    """HTTP 507, which Werkzeug has no exception for; raise it through `refuse`."""
+    """HTTP 507, which Werkzeug has no exception for."""
 
     code = 507
     description = "Insufficient Storage"
 
 
-def refuse(refused):
-    """Raise the HTTP error for an admission.Refused submission, with `detail` and headers (flask-smorest's way)."""
-    if refused.code == 507:
-        error = InsufficientStorage()
-        error.data = {"message": refused.detail, "headers": refused.headers}
-        raise error
-    flask_smorest.abort(refused.code, message=refused.detail, headers=refused.headers)
+def http_error(error):
+    """The HTTPException flask-smorest's `abort` would raise for the service error `error` (detail, headers)."""
+    exception_class = InsufficientStorage if error.status_code == 507 else default_exceptions[error.status_code]
+    exception = exception_class()
+    exception.data = {"message": error.detail, "headers": error.headers}
+    return exception
+
+
+def install(app, api):
+    """Answer every ServiceError the way an HTTP error is answered: its status, `detail` and headers.
+
+    The one error path of the views: they call hunyuan_core's services and let
+    errors propagate to here.
+    """
+    app.register_error_handler(ServiceError, lambda error: api.handle_http_exception(http_error(error)))

@@ -20,6 +20,8 @@ from apispec import BasePlugin
 from flask import current_app, g, request
 from flask_smorest import abort
 
+from hunyuan_core.jobs import Access
+
 API_KEY_HEADER = "X-API-Key"
 SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API_KEY>"},
@@ -75,13 +77,14 @@ def sees_every_job():
     return request_key_name() in config.get("ADMIN_API_KEYS", ())
 
 
+def access():
+    """Who this request is, as the core's job services take it (hunyuan_core/jobs.py)."""
+    return Access(owner=request_key_name(), every=sees_every_job())
+
+
 def may_see(job):
     """True when this request may see and act on `job`; None stands for a job whose owner cannot be read."""
-    if sees_every_job():
-        return True
-    # Jobs without an owner (created before keys were configured) belong to admins only.
-    owner = None if job is None else job.get("owner")
-    return owner is not None and owner == request_key_name()
+    return access().may_see(job)
 
 
 def _check():

@@ -1,24 +1,33 @@
-"""The long-lived objects one app instance works with, reachable from any view."""
+"""The long-lived objects one app instance works with, reachable from any view, and its job viewer."""
 
 from dataclasses import dataclass
 
 from flask import current_app
 
 from hunyuan_core.job_store import JobStore
+from hunyuan_core.job_views import JobViewer
 from hunyuan_core.model_source import EmbeddedModelBuilder, ModelSource
+from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
 
 @dataclass
 class Services:
-    """Store, model and supervisor of one app."""
+    """Store, model, supervisor and submission service of one app."""
 
     store: JobStore
     model: ModelSource
     builder: EmbeddedModelBuilder
     supervisor: Supervisor
+    submitter: Submitter
 
 
 def services():
     """The Services of the app handling the current request."""
     return current_app.extensions["hunyuan_api"]
+
+
+def viewer():
+    """A JobViewer for this app's store and settings (estimates are relative to now)."""
+    config = current_app.config
+    return JobViewer(services().store, config["MAX_WORKERS"], config["RUNNER_THREADS"])

@@ -3,7 +3,9 @@
 It holds the job record and its schema check, the job store and its locks,
 process identity and the one alive/ended rule, the model description, the
 parameters, the cost model and estimates, the supervisor and its housekeeping,
-and the service settings.
+the service settings, and the operations every face calls: submitting a job
+(`submission`), finding, canceling and deleting one for a caller (`jobs`), with
+the errors they raise (`errors`), which each face renders its own way.
 
 Import rule: the core is the ground floor. It imports neither Flask (nor
 werkzeug, flask-smorest, marshmallow) nor torch, diffusers or transformers,

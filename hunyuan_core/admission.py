@@ -2,27 +2,18 @@
 
 Without them a burst of submissions grows the queue without bound (each job file
 is small, but each video is not), and a full disk fails jobs halfway through
-instead of refusing them up front. The web service turns a Refused into its HTTP
-answer (hunyuan_api/api.py, `refuse`).
+instead of refusing them up front. A refusal is one of the service's errors
+(hunyuan_core/errors.py), which each face renders in its own way.
 """
 
 import shutil
 
+from .errors import InsufficientStorage, QueueFull
 from .job_record import JobStatus
 
 # What a refused client is told to wait before trying again: about one short job.
 QUEUE_RETRY_AFTER_SECONDS = 30
 _MB = 1024 * 1024
-
-
-class Refused(Exception):
-    """A submission refused for lack of room: `code` is the HTTP status, `headers` its extra headers."""
-
-    def __init__(self, code, detail, headers=None):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.headers = headers or {}
 
 
 def queued_count(store):
@@ -31,23 +22,21 @@ def queued_count(store):
 
 
 def check(store, max_queue, min_free_disk_mb):
-    """Raise Refused if a new job may not be queued now (429 queue full, 507 disk low).
+    """Raise QueueFull or InsufficientStorage if a new job may not be queued now.
 
     `max_queue` 0 means no cap; `min_free_disk_mb` 0 means no floor.
     """
     if min_free_disk_mb:
         free_mb = shutil.disk_usage(store.root).free // _MB
         if free_mb < min_free_disk_mb:
-            raise Refused(
-                507,
+            raise InsufficientStorage(
                 f"Not enough free disk space for new jobs: {free_mb} MB free in the data folder, "
                 f"MIN_FREE_DISK_MB is {min_free_disk_mb}. Delete finished jobs or free some space.",
             )
     if max_queue:
         waiting = queued_count(store)
         if waiting >= max_queue:
-            raise Refused(
-                429,
+            raise QueueFull(
                 f"The queue is full: {waiting} jobs are waiting (MAX_QUEUE is {max_queue}). "
                 f"Try again in {QUEUE_RETRY_AFTER_SECONDS} s.",
                 {"Retry-After": str(QUEUE_RETRY_AFTER_SECONDS)},

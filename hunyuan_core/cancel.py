@@ -16,13 +16,14 @@ import time
 from filelock import FileLock
 
 from . import processes
+from .errors import Conflict
 from .job_record import JobStatus, Phase, mark_finished
 
 # The issue's promise: a processing job's runners are gone within this many seconds.
 KILL_WAIT_SECONDS = 5.0
 
 
-class CannotCancel(Exception):
+class CannotCancel(Conflict):
     """The job has already finished (completed, failed or canceled)."""
 
     def __init__(self, status):

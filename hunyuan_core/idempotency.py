@@ -15,6 +15,7 @@ import hashlib
 import json
 
 from .atomic_file import write_json_atomic
+from .errors import Conflict
 from .job_store import JobFileUnreadable, JobNotFound
 from .job_record import utc_now
 
@@ -22,7 +23,7 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 
 
-class KeyConflict(Exception):
+class KeyConflict(Conflict):
     """The key was used before with a different request body."""
 
 

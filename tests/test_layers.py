@@ -121,3 +121,40 @@ def test_the_client_command_stands_on_the_standard_library_alone():
             "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert set(loaded.stdout.split()) - set(sys.stdlib_module_names) == {"hunyuan_cli"}
+
+
+@pytest.mark.parametrize("path", _files("hunyuan_api"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_web_face_never_imports_model_code_or_the_runner(path):
+    heavy = {name for name in _imports(path) if _top(name) in MODEL + ("runner",)}
+    assert not heavy, f"{path.relative_to(ROOT)} imports {sorted(heavy)}"
+
+
+def test_the_core_services_run_without_the_web_stack(tmp_path):
+    # What a second face (an OpenAI-style endpoint, a queue consumer) does: submit, find, cancel, all without Flask.
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text("{}")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from hunyuan_core import errors, jobs\n"
+        "from hunyuan_core.job_store import JobStore\n"
+        "from hunyuan_core.model_source import ModelSource\n"
+        "from hunyuan_core.submission import Submitter\n"
+        f"store = JobStore({str(tmp_path / 'data')!r})\n"
+        f"submitter = Submitter(store, ModelSource(Path({str(model)!r}), embedded=False), None, max_queue=1)\n"
+        "job = submitter.submit({'prompt': 'a cat'}, owner='alice', idempotency_key='k').job\n"
+        "assert jobs.find_job(store, job['job_id'], jobs.Access('alice', every=False)) == job\n"
+        "try:\n"
+        "    submitter.submit({'prompt': 'a dog'})\n"
+        "except errors.QueueFull as exc:\n"
+        "    assert exc.status_code == 429\n"
+        "else:\n"
+        "    raise AssertionError('a full queue was not refused')\n"
+        "jobs.cancel(store, job['job_id'], jobs.EVERYONE)\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "hunyuan_core" in loaded and not loaded & set(WEB + MODEL + ("hunyuan_api", "runner"))

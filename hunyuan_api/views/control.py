@@ -1,14 +1,13 @@
-"""Job control: canceling a queued or running job."""
+"""Job control: canceling a queued or running job (hunyuan_core/jobs.py does it)."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
-from hunyuan_core.cancel import CannotCancel, cancel_job
-from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core import jobs
 
-from ..schemas import JobStatusSchema
-from ..services import services
-from .job_lookup import abort_unreadable, require_access, viewer
+from .. import auth
+from ..schemas.jobs import JobStatusSchema
+from ..services import services, viewer
 
 blp = Blueprint("control", __name__, url_prefix="/api", description="Job control")
 
@@ -28,14 +27,6 @@ class Cancel(MethodView):
         kept. The job's status becomes `canceled`; the answer is its status body.
         """
         svc = services()
-        require_access(job_id)  # another API key's job is "not found"
-        try:
-            job = cancel_job(svc.store, job_id)
-        except JobNotFound:
-            abort(404, message="Job not found")
-        except JobFileUnreadable as exc:
-            abort_unreadable(exc)
-        except CannotCancel as exc:
-            abort(409, message=str(exc))
+        job = jobs.cancel(svc.store, job_id, auth.access())
         svc.supervisor.wake()  # its slot is free: the next queued job can start now
         return viewer().describe(job)

@@ -4,14 +4,16 @@ import threading
 
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
+from hunyuan_core import jobs
+from hunyuan_core.errors import Unavailable
 from hunyuan_core.job_events import JobEventStream
 from hunyuan_core.job_record import JobStatus
 from hunyuan_core.job_views import JobViewer
 
+from .. import auth
 from ..services import services
-from .job_lookup import get_job
 
 blp = Blueprint("events", __name__, url_prefix="/api", description="Live job progress (Server-Sent Events)")
 
@@ -59,18 +61,17 @@ class JobEvents(MethodView):
         EVENTS_MAX_SECONDS; EventSource then reconnects by itself with Last-Event-ID).
         """
         svc, config = services(), current_app.config
-        job = get_job(job_id)
+        job = jobs.find_job(svc.store, job_id, auth.access())
         last_event_id = request.headers.get("Last-Event-ID")
         if JobStatus(job["status"]).is_terminal and last_event_id == job.get("updated_at"):
             # Tells EventSource to stop reconnecting: there is nothing more to say.
             return Response(status=204)
         slots = _stream_slots(current_app)
         if not slots.acquire(blocking=False):
-            abort(
-                503,
-                message=f"Too many open event streams ({config['EVENTS_MAX_STREAMS']} per web worker); "
+            raise Unavailable(
+                f"Too many open event streams ({config['EVENTS_MAX_STREAMS']} per web worker); "
                 "retry later or poll GET /api/status/{job_id}.",
-                headers={"Retry-After": str(STREAMS_RETRY_AFTER_SECONDS)},
+                {"Retry-After": str(STREAMS_RETRY_AFTER_SECONDS)},
             )
         store, max_workers, threads = svc.store, config["MAX_WORKERS"], config["RUNNER_THREADS"]
         stream = JobEventStream(

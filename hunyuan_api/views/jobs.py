@@ -1,29 +1,15 @@
-"""Submitting, inspecting, listing and deleting jobs."""
+"""Jobs: submitting, inspecting, listing and deleting them (the work is hunyuan_core's; this is the HTTP)."""
 
-import time
-
-from filelock import FileLock
-from flask import current_app
 from flask import request as flask_request
 from flask.views import MethodView
-from flask_smorest import abort
 
-from hunyuan_core import admission, idempotency, model_source, params, processes, webhooks
-from hunyuan_core.job_record import JobStatus, new_job, new_job_id
-from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core import idempotency, jobs
 
 from .. import auth
-from ..api import Blueprint, refuse
-from ..schemas import (
-    DeleteResponseSchema,
-    GenerateRequestSchema,
-    GenerateResponseSchema,
-    JobListQuerySchema,
-    JobListSchema,
-    JobStatusSchema,
-)
-from ..services import services
-from .job_lookup import get_job, viewer
+from ..api import Blueprint
+from ..schemas.jobs import DeleteResponseSchema, JobListQuerySchema, JobListSchema, JobStatusSchema
+from ..schemas.submission import GenerateRequestSchema, GenerateResponseSchema
+from ..services import services, viewer
 
 blp = Blueprint("jobs", __name__, url_prefix="/api", description="Video generation jobs")
 
@@ -35,12 +21,6 @@ IDEMPOTENCY_HEADER = {
     "description": "Any unique string (a UUID, say). Repeating a request with the same key and body returns "
     "the job it created instead of a new one; the same key with another body is a 409.",
 }
-
-# How long a client should wait before retrying while the model is being prepared.
-MODEL_RETRY_AFTER_SECONDS = 10
-# A finished job's runner processes normally exit within a second of writing the job's end:
-# DELETE waits this long for them before answering 409.
-RUNNER_EXIT_WAIT_SECONDS = 5.0
 
 
 @blp.route("/generate")
@@ -65,52 +45,12 @@ class Generate(MethodView):
         the values that will be used and `adjustments` says what changed and why.
         A repeated request with the same `Idempotency-Key` header gets the same job.
         """
-        svc = services()
-        model = model_source.describe(svc.model)
-        if not model["ready"]:
-            abort(
-                503,
-                message=model_source.unavailable_detail(model),
-                headers={"Retry-After": str(MODEL_RETRY_AFTER_SECONDS)},
-            )
-        key = flask_request.headers.get(idempotency.HEADER)
-        key_problem = None if key is None else idempotency.validate_key(key)
-        if key_problem:
-            abort(400, message=key_problem)
-        config = current_app.config
-        used, adjustments = params.resolve(request, config["PARAMETERS"])
-        owner = auth.request_key_name()
-        # One lock around look-up, admission and creation: two workers given the same
-        # key at once make one job, and the queue cap is not overshot by a race.
-        with svc.store.locked():
-            if key is not None:
-                digest = idempotency.request_digest(request)
-                try:
-                    earlier = idempotency.find(svc.store, key, digest, owner)
-                except idempotency.KeyConflict as exc:
-                    abort(409, message=str(exc))
-                if earlier is not None:
-                    return _submission_answer(earlier, "Job already submitted with this Idempotency-Key")
-            try:
-                admission.check(svc.store, config["MAX_QUEUE"], config["MIN_FREE_DISK_MB"])
-            except admission.Refused as exc:
-                refuse(exc)
-            job_id = new_job_id()
-            job = new_job(
-                job_id,
-                request=request,
-                params=used,
-                adjustments=adjustments,
-                model={"name": model["name"], "path": model["path"], "demo": model["demo"]},
-                owner=owner,
-            )
-            if request.get("webhook_url"):
-                job["webhook"] = webhooks.new_delivery(request["webhook_url"])
-            if key is not None:
-                job["idempotency_key_sha256"] = idempotency.remember(svc.store, key, digest, job_id, owner)
-            svc.store.create(job)
-        svc.supervisor.wake()
-        return _submission_answer(job, "Video generation job submitted successfully")
+        submitted = services().submitter.submit(
+            request, owner=auth.request_key_name(), idempotency_key=flask_request.headers.get(idempotency.HEADER)
+        )
+        if submitted.earlier:
+            return _submission_answer(submitted.job, "Job already submitted with this Idempotency-Key")
+        return _submission_answer(submitted.job, "Video generation job submitted successfully")
 
 
 def _submission_answer(job, message):
@@ -137,7 +77,7 @@ class Status(MethodView):
     @blp.alt_response(404, description="Job not found")
     def get(self, job_id):
         """Check the status of a video generation job"""
-        return viewer().describe(get_job(job_id))
+        return viewer().describe(jobs.find_job(services().store, job_id, auth.access()))
 
 
 @blp.route("/jobs")
@@ -183,36 +123,5 @@ class Job(MethodView):
         the queue and never starts. A finished job whose runner processes are still
         exiting is deleted once they are gone (after a short wait, else 409).
         """
-        store = services().store
-        # The supervisor's lock keeps a queued job from being started while it is deleted.
-        with FileLock(store.lock_path("supervisor")):
-            try:
-                job = store.get(job_id)
-            except JobNotFound:
-                abort(404, message="Job not found")
-            except JobFileUnreadable:
-                job = None  # a broken file can always be removed (by whoever may see every job)
-            if not auth.may_see(job):
-                abort(404, message="Job not found")
-            if job is not None and job["status"] == JobStatus.PROCESSING.value:
-                abort(400, message="Cannot delete job that is currently processing")
-            if job is not None and not _runner_gone(job):
-                # Its record is what holds its worker slot: deleting it now would let one more
-                # runner start than MAX_WORKERS while these processes still run.
-                abort(
-                    409,
-                    message="The job has finished but its runner processes are still exiting; try again in a moment",
-                    headers={"Retry-After": "1"},
-                )
-            store.delete(job_id)
+        jobs.delete(services().store, job_id, auth.access())
         return {"job_id": job_id, "message": "Job deleted successfully"}
-
-
-def _runner_gone(job, wait=RUNNER_EXIT_WAIT_SECONDS):
-    """Wait up to `wait` seconds for every process of `job` to end; True once none is alive."""
-    deadline = time.monotonic() + wait
-    while processes.runner_alive(job):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True

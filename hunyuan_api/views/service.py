@@ -1,4 +1,4 @@
-"""The service's own endpoints: index, health and capabilities."""
+"""The service itself: index, health and capabilities."""
 
 import os
 
@@ -12,7 +12,7 @@ from hunyuan_core.supervisor import runner_alive
 from hunyuan_core.timing_stats import TimingStats
 
 from .. import body_limits
-from ..schemas import HealthSchema
+from ..schemas.service import HealthSchema
 from ..services import services
 
 blp = Blueprint("general", __name__, description="Service information")

@@ -1,0 +1,37 @@
+"""Schemas of the service's own endpoints: /health and the model state it shows."""
+
+import marshmallow as ma
+
+
+class ModelStateSchema(ma.Schema):
+    """The model the service generates with."""
+
+    name = ma.fields.String()
+    path = ma.fields.String()
+    embedded = ma.fields.Boolean(metadata={"description": "True for the built-in demo model"})
+    demo = ma.fields.Boolean(metadata={"description": "True when videos are noise (random weights)"})
+    description = ma.fields.String()
+    ready = ma.fields.Boolean()
+    problem = ma.fields.String(allow_none=True)
+
+
+class HealthModelSchema(ModelStateSchema):
+    """The model as /health shows it: open without a key, so without its path (on /api/info)."""
+
+    class Meta:
+        exclude = ("path",)
+
+
+class HealthSchema(ma.Schema):
+    """GET /health."""
+
+    status = ma.fields.String(metadata={"description": "healthy, starting (model not ready yet) or unhealthy"})
+    model_loaded = ma.fields.Boolean(metadata={"description": "True when the model is ready for runners to load"})
+    active_jobs = ma.fields.Integer(metadata={"description": "Jobs processing now"})
+    queued_jobs = ma.fields.Integer()
+    total_jobs = ma.fields.Integer()
+    running_runners = ma.fields.Integer(metadata={"description": "Jobs whose runner processes are alive"})
+    max_workers = ma.fields.Integer()
+    unreadable_jobs = ma.fields.Integer()
+    model = ma.fields.Nested(HealthModelSchema)
+    problems = ma.fields.List(ma.fields.String())

@@ -1,0 +1,50 @@
+"""Files: finished videos (with HTTP Range support, so browsers can seek) and their poster images."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from hunyuan_core import jobs
+
+from .. import auth
+from ..job_files import send_job_file
+from ..services import services
+
+blp = Blueprint("files", __name__, url_prefix="/api", description="Generated videos and their poster images")
+
+
+@blp.route("/videos/<filename>")
+class Video(MethodView):
+    """GET /api/videos/{filename}"""
+
+    @blp.response(200, content_type="video/mp4", description="The MP4 (Range requests answered with 206)")
+    @blp.alt_response(404, description="Video not found")
+    def get(self, filename):
+        """Download or stream a generated video
+
+        Only names of the form `<job_id>.mp4` are served, from the videos folder
+        alone, and only the video a completed job's record names, as a regular file
+        (never through a symbolic link); anything else (other folders, `..`, hidden
+        or partial files) is a 404.
+        """
+        store = services().store
+        job_id = jobs.find_served_file(store, filename, "mp4", "video", auth.access(), "Video not found")
+        return send_job_file(store.video_path(job_id), "video/mp4", "Video not found")
+
+
+@blp.route("/posters/<filename>")
+class Poster(MethodView):
+    """GET /api/posters/{filename}"""
+
+    @blp.response(200, content_type="image/jpeg", description="The first frame of the video, as a JPEG")
+    @blp.alt_response(404, description="Poster not found")
+    def get(self, filename):
+        """Download a video's poster image
+
+        Only names of the form `<job_id>.jpg` are served, from the videos folder
+        alone, and only the poster a completed job's record names, as a regular file
+        (never through a symbolic link); anything else (other folders, `..`, hidden
+        or partial files) is a 404.
+        """
+        store = services().store
+        job_id = jobs.find_served_file(store, filename, "jpg", "poster", auth.access(), "Poster not found")
+        return send_job_file(store.poster_path(job_id), "image/jpeg", "Poster not found")
