@@ -60,7 +60,8 @@ VAE_15_CONFIG = dict(
     in_channels=3,
     out_channels=3,
     latent_channels=LATENT_CHANNELS_15,
-    block_out_channels=(8, 8, 8, 8, 8),
+    # Narrow at full resolution, where decoding spends its time.
+    block_out_channels=(4, 4, 8, 8, 8),
     layers_per_block=0,
     spatial_compression_ratio=16,
     temporal_compression_ratio=4,
