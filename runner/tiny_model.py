@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import string
 import sys
 import tempfile
 from pathlib import Path
@@ -23,9 +22,11 @@ from pathlib import Path
 # built, so an old build is never mistaken for the current one.
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME, METADATA_FILE
 
-# The Llama-3 chat markers used by the pipeline's prompt template: they must be
-# single tokens, as they are in the real tokenizer.
-LLAMA_SPECIAL_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+# The tokenizers are shared with the other families' demo models (runner/demo_models.py);
+# the old private names stay for the benchmarks that build bigger variants.
+from runner.demo_tokenizers import LLAMA_SPECIAL_TOKENS  # noqa: F401  (re-exported)
+from runner.demo_tokenizers import clip_tokenizer as _clip_tokenizer
+from runner.demo_tokenizers import llama_tokenizer as _llama_tokenizer
 
 # Sized for the 60 s budget of the seed's default request (640x480, 61 frames, 30
 # steps) on two cores: one attention head keeps the 19k-token attention cheap, and
@@ -79,42 +80,6 @@ CLIP_CONFIG = dict(
     projection_dim=8,
     max_position_embeddings=77,
 )
-
-
-def _llama_tokenizer():
-    """A character-level Llama tokenizer: every printable ASCII character, with byte fallback."""
-    from transformers import LlamaTokenizerFast
-
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<pad>": 3}
-    for byte in range(256):
-        vocab[f"<0x{byte:02X}>"] = len(vocab)
-    for char in "▁" + string.ascii_letters + string.digits + string.punctuation:
-        vocab.setdefault(char, len(vocab))
-    tokenizer = LlamaTokenizerFast(
-        vocab=vocab,
-        merges=[],
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        # The pipeline crops the template off the front of the sequence: padding must follow the text.
-        padding_side="right",
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": LLAMA_SPECIAL_TOKENS})
-    return tokenizer
-
-
-def _clip_tokenizer():
-    """A character-level CLIP tokenizer over the byte-level alphabet."""
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in alphabet:
-        vocab[char] = len(vocab)
-        vocab[char + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[])
 
 
 def _prompt_template_crop_start(tokenizer):
@@ -198,9 +163,24 @@ def service_metadata(pipeline):
 def build_tiny_model(dest, overrides=None, name=None):
     """Build the tiny pipeline and save it as a diffusers folder at `dest`.
 
-    The folder appears atomically: it is written beside `dest` and renamed into
-    place, so a crash never leaves a half-written model that looks complete.
     `overrides` and `name` make a variant (see build_pipeline). Returns the path.
+    """
+
+    def metadata(pipeline):
+        meta = service_metadata(pipeline)
+        if name:
+            meta["name"] = name
+        return meta
+
+    return save_model_folder(dest, lambda: build_pipeline(overrides), metadata)
+
+
+def save_model_folder(dest, make_pipeline, make_metadata):
+    """Save `make_pipeline()` as a diffusers folder at `dest`, with the service's metadata file.
+
+    The folder appears atomically: it is written beside `dest` and renamed into
+    place, so a crash never leaves a half-written model that looks complete. A
+    folder already complete at `dest` is kept as it is. Returns the path.
     """
     dest = Path(dest)
     if (dest / METADATA_FILE).exists():
@@ -208,13 +188,10 @@ def build_tiny_model(dest, overrides=None, name=None):
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        pipeline = build_pipeline(overrides)
+        pipeline = make_pipeline()
         pipeline.save_pretrained(staging, safe_serialization=True)
-        metadata = service_metadata(pipeline)
-        if name:
-            metadata["name"] = name
         # The metadata file is written last: its presence marks a complete model.
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        (staging / METADATA_FILE).write_text(json.dumps(make_metadata(pipeline), indent=2) + "\n")
         os.chmod(staging, 0o755)  # mkdtemp creates it private
         os.replace(staging, dest)
     except OSError:
