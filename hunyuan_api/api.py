@@ -8,13 +8,14 @@ import sys
 
 import flask_smorest
 import marshmallow as ma
+from flask import request
 from flask_smorest import Api as SmorestApi
 from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from hunyuan_core import __version__
-from hunyuan_core.errors import ServiceError
+from hunyuan_core.errors import InvalidInput, ServiceError
 
 # flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/pages.py).
 API_SETTINGS = {
@@ -127,6 +128,10 @@ def http_error(error):
     exception_class = InsufficientStorage if error.status_code == 507 else default_exceptions[error.status_code]
     exception = exception_class()
     exception.data = {"message": error.detail, "headers": error.headers}
+    if isinstance(error, InvalidInput):
+        # Listed under its field as a schema's errors are; `detail` comes out the same words.
+        location = "form" if request.mimetype == "multipart/form-data" else "json"
+        exception.data["errors"] = {location: {error.field: [error.message]}}
     return exception
 
 

@@ -78,6 +78,24 @@ class ModelNotReady(Unavailable):
     kind = "model_not_ready"
 
 
+class InvalidInput(ServiceError):
+    """One field of a request holds something the service cannot use (an image that is not one, say).
+
+    For what a request schema cannot check by itself. The detail has the words the
+    API uses for every field error ("Invalid request: field: message"), and `field`
+    and `message` stay apart so a face can list the error under the field too.
+    """
+
+    kind = "invalid_input"
+    status_code = 422
+
+    def __init__(self, field, message, headers=None):
+        message = message if message.endswith(".") else message + "."
+        super().__init__(f"Invalid request: {field}: {message}", headers)
+        self.field = field
+        self.message = message
+
+
 class InsufficientStorage(ServiceError):
     """Free disk space in the data folder is below MIN_FREE_DISK_MB."""
 
