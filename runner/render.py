@@ -21,7 +21,7 @@ from hunyuan_core.heartbeat import Heartbeat  # noqa: E402
 from hunyuan_core.host import memory_limit_bytes, runner_threads  # noqa: E402
 from hunyuan_core.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
 from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
-from hunyuan_core.supervisor import runner_alive  # noqa: E402
+from hunyuan_core.processes import runner_alive  # noqa: E402
 from hunyuan_core.timing_stats import TimingStats  # noqa: E402
 from runner.beats import watch_imports  # noqa: E402
 from runner.progress import ProgressReporter  # noqa: E402

@@ -25,7 +25,8 @@ from hunyuan_core.timing_stats import FORMAT_VERSION
 from .conftest import ROOT, SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .test_ops import add_job
 
-pytestmark = pytest.mark.timeout(600)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.demo_model]
 
 
 def submit(client, body):

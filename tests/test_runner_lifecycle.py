@@ -25,6 +25,9 @@ from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = pytest.mark.demo_model
+
 STALL_SENTENCE = "The runner stalled: no progress for 2 s (RUNNER_STALL_SECONDS); it was stopped."
 
 

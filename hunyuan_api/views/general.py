@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from hunyuan_core import __version__, cost_model, model_source, params, precision
 from hunyuan_core.job_record import JobStatus
-from hunyuan_core.supervisor import runner_alive
+from hunyuan_core.processes import runner_alive
 from hunyuan_core.timing_stats import TimingStats
 
 from .. import body_limits
