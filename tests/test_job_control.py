@@ -10,9 +10,6 @@ from hunyuan_core import processes
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 
-# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
-pytestmark = pytest.mark.demo_model
-
 
 @pytest.fixture
 def hanging(data_dir):

@@ -12,9 +12,6 @@ from hunyuan_core.job_store import JobStore
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .webhook_receiver import WebhookReceiver
 
-# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
-pytestmark = pytest.mark.demo_model
-
 SECRET = "test-secret"
 
 

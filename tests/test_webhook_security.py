@@ -19,9 +19,6 @@ from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 from .server import GunicornServer, kill_all_runners
 from .webhook_receiver import WebhookReceiver
 
-# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
-pytestmark = pytest.mark.demo_model
-
 SECRET = "test-secret"
 LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
 
