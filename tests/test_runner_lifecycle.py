@@ -25,9 +25,6 @@ from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 
-# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
-pytestmark = pytest.mark.demo_model
-
 STALL_SENTENCE = "The runner stalled: no progress for 2 s (RUNNER_STALL_SECONDS); it was stopped."
 
 
@@ -103,6 +100,7 @@ def test_a_stalled_runner_whose_guard_died_is_stopped_by_the_supervisor(store):
     tick_until(supervisor, lambda: store.get(job_id)["runner"].get("ended_at"), 10, "the runner's end to be recorded")
 
 
+@pytest.mark.demo_model  # a real job on the demo model
 def test_a_real_job_beats_through_its_work_and_completes_under_a_short_stall_limit(data_dir, store):
     # The real runner and the tiny model at the default size (about 18 s on two cores): the heartbeat
     # must come from its work (imports, loads, blocks, steps, frames), so a limit far shorter than

@@ -10,9 +10,6 @@ from hunyuan_core.supervisor import Supervisor
 from .conftest import SMALL_REQUEST
 from .server import GunicornServer
 
-# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
-pytestmark = pytest.mark.demo_model
-
 SECRET = "/etc/hostname"  # any file outside the data folder the service can read
 
 

@@ -14,9 +14,6 @@ from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, wait_for
 
-# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
-pytestmark = pytest.mark.demo_model
-
 
 def queue_job(store, prompt="sleep 0", model=None):
     job = new_job(new_job_id(), {"prompt": prompt}, dict(SMALL_REQUEST, prompt=prompt, seed=1), [], model or {})
