@@ -14,6 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from . import PROJECT_ROOT
+
 EMBEDDED_MODEL_NAME = "tiny-random-hunyuanvideo-v2"
 METADATA_FILE = "hunyuan_api_model.json"  # written by the service beside the diffusers files
 BUILD_ERROR_FILE = "build-error.txt"
@@ -140,7 +142,7 @@ class EmbeddedModelBuilder:
         with self._lock:
             if self.ready():
                 return
-            result = subprocess.run(self._command(), capture_output=True, text=True, cwd=_project_root())
+            result = subprocess.run(self._command(), capture_output=True, text=True, cwd=PROJECT_ROOT)
             self._record_outcome(result.returncode, result.stderr)
         if result.returncode != 0:
             raise RuntimeError(f"building the embedded model failed:\n{result.stderr[-4000:]}")
@@ -162,7 +164,7 @@ class EmbeddedModelBuilder:
         self._process = subprocess.Popen(
             [self.python, "-c", "import sys; from hunyuan_core.model_source import _build_cli; _build_cli(sys.argv[1])",
              str(self.source.path)],
-            cwd=_project_root(),
+            cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -183,11 +185,6 @@ class EmbeddedModelBuilder:
         else:
             lines = [line for line in stderr.strip().splitlines() if line.strip()]
             marker.write_text((lines[-1] if lines else f"builder exited with code {returncode}") + "\n")
-
-
-def _project_root():
-    """The folder holding the `runner` package, so `python -m runner...` finds it."""
-    return str(Path(__file__).resolve().parent.parent)
 
 
 def _build_cli(path):

@@ -6,9 +6,10 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hunyuan_core import __version__, cost_model, model_source, params, precision
+from hunyuan_core import __version__, model_source, params, run_plan
+from hunyuan_core.config import runner_runtime
 from hunyuan_core.job_record import JobStatus
-from hunyuan_core.supervisor import runner_alive
+from hunyuan_core.processes import runner_alive
 from hunyuan_core.timing_stats import TimingStats
 
 from .. import body_limits
@@ -165,11 +166,6 @@ def _precision_plan(model, config):
     """The storage plan for the API document's default request (640x480x61)."""
     table = config["PARAMETERS"]
     default = {p.name: p.default for p in table} | {"prompt": "A cat walks on the grass, realistic style."}
-    try:
-        overheads = cost_model.stage_overheads(default, cost_model.geometry(model["path"]))
-    except (OSError, ValueError, KeyError):
-        overheads = None
-    described = precision.describe_plan(model["path"], config["DEVICE"], config["COMPUTE_DTYPE"],
-                                        config["WEIGHT_DTYPE"], config["MAX_WORKERS"], overheads)
+    described = run_plan.describe(model["path"], default, runner_runtime(config))
     described["for_request"] = "the default request (640x480, 61 frames)"
     return described
