@@ -35,6 +35,9 @@ from .regular_file import NotARegularFile, open_regular, remove
 # A job record is a few kilobytes (a prompt is at most 2000 characters); a file far
 # larger than any record is refused before it is read into memory.
 MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
+# The lock whoever starts, stops or removes a runner holds (supervisor, guard, cancel, delete): held, no
+# runner slot changes hands. Its name is spelled here only.
+SUPERVISOR_LOCK = "supervisor"
 # Records kept for read_many(shared=True): a few listing pages' worth.
 SHARED_RECORDS = 1000
 
@@ -105,6 +108,10 @@ class JobStore:
     def heartbeat_path(self, job_id):
         """The file a running job's work process touches as it makes progress."""
         return self.heartbeats_dir / job_id
+
+    def supervisor_lock(self):
+        """The supervisor lock (SUPERVISOR_LOCK): held while runner slots are counted, filled or freed."""
+        return FileLock(self.lock_path(SUPERVISOR_LOCK))
 
     def lock_path(self, name):
         """A lock file in the store's locks folder."""
