@@ -9,12 +9,15 @@ Layout of the data folder (see docs/job-file.md for the job file itself):
     inputs/<job_id>.png   the input image of an image-to-video job (hunyuan_core/images.py), normalized
     heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_core/heartbeat.py)
     locks/                lock files; never the files they protect
-    index.sqlite3         the job index (hunyuan_api/job_index.py), rebuilt from jobs/ when missing
+    index.sqlite3         the job index (hunyuan_core/job_index.py), rebuilt from jobs/ when missing
 
 Every read-modify-write happens under one store-wide file lock, so a progress
 update from a runner and a status change from a web worker can never overwrite
 each other. Readers take no lock: writes are atomic renames, so a file is always
 either the old or the new version.
+
+Somewhat over 300 lines, on purpose: every file a job owns is named, written and
+removed by this one class, so nothing else in the project spells a job's paths.
 """
 
 import json
