@@ -14,7 +14,7 @@ from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from hunyuan_core import __version__
-from hunyuan_core.errors import ServiceError
+from hunyuan_core.errors import InvalidInput, ServiceError
 
 # flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/pages.py).
 API_SETTINGS = {
@@ -126,7 +126,11 @@ def http_error(error):
     """The HTTPException flask-smorest's `abort` would raise for the service error `error` (detail, headers)."""
     exception_class = InsufficientStorage if error.status_code == 507 else default_exceptions[error.status_code]
     exception = exception_class()
-    exception.data = {"message": error.detail, "headers": error.headers}
+    if isinstance(error, InvalidInput):
+        # The same body as a schema's field error: `errors` names the field, `detail` flattens it.
+        exception.data = {"messages": {"json": {error.field: [error.message]}}, "headers": error.headers}
+    else:
+        exception.data = {"message": error.detail, "headers": error.headers}
     return exception
 
 

@@ -26,6 +26,21 @@ class BadRequest(ServiceError):
     status_code = 400
 
 
+class InvalidInput(ServiceError):
+    """A request field the service cannot take (an unknown model, an image a model cannot use): 422.
+
+    `detail` reads like a schema's: "Invalid request: FIELD: MESSAGE".
+    """
+
+    kind = "invalid_input"
+    status_code = 422
+
+    def __init__(self, field, message, headers=None):
+        super().__init__(f"Invalid request: {field}: {message}", headers)
+        self.field = field
+        self.message = message
+
+
 class NotFound(ServiceError):
     """No such job, or one the caller may not see (the same answer, so ids cannot be probed)."""
 
