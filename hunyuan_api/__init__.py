@@ -19,6 +19,7 @@ from hunyuan_core.supervisor import Supervisor
 from . import api as api_errors
 from . import auth, body_limits
 from .api import API_SETTINGS, Api
+from .schemas.submission import GenerateFormRequestSchema, GenerateRequestSchema
 from .services import Services
 
 
@@ -41,6 +42,8 @@ def create_app(test_config=None):
     models = catalog.from_settings(app.config)
     # The default model's table: the declared request schema and OpenAPI document show its ranges.
     app.config["PARAMETERS"] = models.default.parameters
+    # A JSON body may then carry an image as a data: URL, so its size limit is raised (body_limits.py).
+    app.config["ACCEPTS_IMAGES"] = any(m.family.takes_image for m in models.models)
     store = JobStore(app.config["DATA_DIR"])
     store.index.reconcile_seconds = app.config["INDEX_RECONCILE_SECONDS"]
     store.index.open()  # built from the job files now if missing, not on the first request
@@ -77,6 +80,8 @@ def create_app(test_config=None):
     api.register_blueprint(metrics.blp)
     api.register_blueprint(control.blp)
     app.register_blueprint(pages.blp)
+    api.spec.components.schema("GenerateRequest", schema=GenerateRequestSchema)
+    api.spec.components.schema("GenerateFormRequest", schema=GenerateFormRequestSchema)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:

@@ -8,6 +8,7 @@ import sys
 
 import flask_smorest
 import marshmallow as ma
+from flask import request
 from flask_smorest import Api as SmorestApi
 from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from webargs.flaskparser import FlaskParser, abort
@@ -126,11 +127,11 @@ def http_error(error):
     """The HTTPException flask-smorest's `abort` would raise for the service error `error` (detail, headers)."""
     exception_class = InsufficientStorage if error.status_code == 507 else default_exceptions[error.status_code]
     exception = exception_class()
+    exception.data = {"message": error.detail, "headers": error.headers}
     if isinstance(error, InvalidInput):
-        # The same body as a schema's field error: `errors` names the field, `detail` flattens it.
-        exception.data = {"messages": {"json": {error.field: [error.message]}}, "headers": error.headers}
-    else:
-        exception.data = {"message": error.detail, "headers": error.headers}
+        # Listed under its field as a schema's errors are; `detail` comes out the same words.
+        location = "form" if request.mimetype == "multipart/form-data" else "json"
+        exception.data["errors"] = {location: {error.field: [error.message]}}
     return exception
 
 

@@ -9,6 +9,12 @@ before_request hook, without touching the body. A body without Content-Length
 so reading stops with the same 413 one byte past it. (werkzeug's own cap,
 MAX_CONTENT_LENGTH, cuts such a body off silently at the limit and parses the
 truncated rest: a 400 for the wrong reason, or worse, a truncated upload.)
+
+A third limit exists only where an image-to-video model is configured
+(app.config["ACCEPTS_IMAGES"], False by default): a JSON POST /api/generate may
+then carry its image as a base64 data: URL, so its limit is what an image of
+MAX_UPLOAD_MB takes in base64 (4 characters per 3 bytes) plus MAX_BODY_KB for the
+rest of the body. A text-only service keeps the small JSON limit.
 """
 
 from flask import request
@@ -18,6 +24,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 KIB = 1024
 MIB = 1024 * 1024
 UPLOAD_MIMETYPE = "multipart/form-data"
+# The one route whose JSON body may carry an image (as a data: URL).
+IMAGE_JSON_ROUTE = ("POST", "/api/generate")
 
 
 def limits(settings):
@@ -25,11 +33,19 @@ def limits(settings):
     return settings["MAX_BODY_KB"] * KIB, settings["MAX_UPLOAD_MB"] * MIB
 
 
+def image_json_limit(settings):
+    """The byte limit of a JSON POST /api/generate carrying an image as a data: URL."""
+    body, upload = limits(settings)
+    return -(-upload // 3) * 4 + body  # base64 of `upload` bytes, rounded up to whole 4-character groups
+
+
 def _applicable(settings):
     """The byte limit for this request's body, and the setting that sets it."""
     body, upload = limits(settings)
     if request.mimetype == UPLOAD_MIMETYPE:
         return upload, "MAX_UPLOAD_MB"
+    if settings.get("ACCEPTS_IMAGES") and (request.method, request.path) == IMAGE_JSON_ROUTE:
+        return image_json_limit(settings), "MAX_UPLOAD_MB in base64, plus MAX_BODY_KB"
     return body, "MAX_BODY_KB"
 
 
@@ -83,7 +99,10 @@ def install(app, api):
         length = request.content_length
         if length is not None and length > limit:
             abort(413, message=_too_large(limit, setting, length))
-        if length is None:
+        if length is not None:
+            # The backstop must not cut off a body this hook allowed (a JSON image over MAX_UPLOAD_MB's bytes).
+            request.max_content_length = limit
+        else:
             # Nothing has read the body yet (request.stream is made on first use), so the cap goes
             # under it; werkzeug's own cap, one byte further, must not cut the body off first.
             request.environ["wsgi.input"] = _CappedInput(request.environ["wsgi.input"], limit)

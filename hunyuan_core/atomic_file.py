@@ -14,12 +14,16 @@ def write_json_atomic(path, data):
     a reader (or an operator's script) never sees a half-written file, and a crash
     leaves either the old file or the new one.
     """
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def write_bytes_atomic(path, data):
+    """Write the bytes `data` to `path` atomically, as write_json_atomic does (readable by all, fsynced)."""
     path = Path(path)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates it private; operators' scripts must read it

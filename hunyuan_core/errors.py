@@ -26,21 +26,6 @@ class BadRequest(ServiceError):
     status_code = 400
 
 
-class InvalidInput(ServiceError):
-    """A request field the service cannot take (an unknown model, an image a model cannot use): 422.
-
-    `detail` reads like a schema's: "Invalid request: FIELD: MESSAGE".
-    """
-
-    kind = "invalid_input"
-    status_code = 422
-
-    def __init__(self, field, message, headers=None):
-        super().__init__(f"Invalid request: {field}: {message}", headers)
-        self.field = field
-        self.message = message
-
-
 class NotFound(ServiceError):
     """No such job, or one the caller may not see (the same answer, so ids cannot be probed)."""
 
@@ -91,6 +76,24 @@ class ModelNotReady(Unavailable):
     """The model is still being prepared, or is missing."""
 
     kind = "model_not_ready"
+
+
+class InvalidInput(ServiceError):
+    """One field of a request holds something the service cannot use (an image that is not one, say).
+
+    For what a request schema cannot check by itself. The detail has the words the
+    API uses for every field error ("Invalid request: field: message"), and `field`
+    and `message` stay apart so a face can list the error under the field too.
+    """
+
+    kind = "invalid_input"
+    status_code = 422
+
+    def __init__(self, field, message, headers=None):
+        message = message if message.endswith(".") else message + "."
+        super().__init__(f"Invalid request: {field}: {message}", headers)
+        self.field = field
+        self.message = message
 
 
 class InsufficientStorage(ServiceError):

@@ -81,6 +81,11 @@ def poster_filename(job_id):
     return f"{job_id}.jpg"
 
 
+def input_filename(job_id):
+    """The file name of a job's input image (image-to-video) inside the inputs folder."""
+    return f"{job_id}.png"
+
+
 def new_job(job_id, request, params, adjustments, model, owner=None):
     """The record of a freshly submitted job; `owner` is the name of the API key that submitted it (or None)."""
     now = utc_now()

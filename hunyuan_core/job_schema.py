@@ -259,6 +259,9 @@ _TOP = {
     "video": obj(_VIDEO, required=("file",), null=True),
     "poster": obj({"file": string, "bytes": integer(0), "width": integer(0), "height": integer(0)},
                   required=("file",), null=True),
+    # The input image of an image-to-video job (inputs/<job_id>.png); absent or null for text-to-video.
+    "image": obj({"file": string, "width": _DIMENSION, "height": _DIMENSION, "sha256": sha256_hex,
+                  "bytes": integer(0)}, required=("file", "width", "height", "sha256"), null=True),
     "error": _TEXT,
     "runner": obj(_RUNNER, null=True),
     "memory": obj(values=obj(values=nullable(number), null=True), null=True),

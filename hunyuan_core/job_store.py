@@ -6,6 +6,7 @@ Layout of the data folder (see docs/job-file.md for the job file itself):
     videos/<job_id>.mp4   finished videos (written elsewhere, renamed in when whole)
     videos/<job_id>.jpg   their poster images (the first frame)
     logs/<job_id>.log     the runner's output for that job
+    inputs/<job_id>.png   the input image of an image-to-video job (hunyuan_core/images.py), normalized
     heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_core/heartbeat.py)
     locks/                lock files; never the files they protect
     index.sqlite3         the job index (hunyuan_api/job_index.py), rebuilt from jobs/ when missing
@@ -24,10 +25,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from . import processes
-from .atomic_file import write_json_atomic
+from .atomic_file import write_bytes_atomic, write_json_atomic
 from .job_index import JobIndex
 from .job_index_rows import file_identity
-from .job_record import JobStatus, is_job_id, poster_filename, utc_now, video_filename
+from .job_record import JobStatus, input_filename, is_job_id, poster_filename, utc_now, video_filename
 from .job_schema import JobSchemaError, check_job
 from .regular_file import NotARegularFile, open_regular, remove
 
@@ -62,7 +63,9 @@ class JobStore:
         self.logs_dir = self.root / "logs"
         self.locks_dir = self.root / "locks"
         self.heartbeats_dir = self.root / "heartbeats"
-        for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir, self.heartbeats_dir):
+        self.inputs_dir = self.root / "inputs"
+        for folder in (self.jobs_dir, self.videos_dir, self.logs_dir, self.locks_dir, self.heartbeats_dir,
+                       self.inputs_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(self.locks_dir / "jobs.lock")
         # Listing and counting come from the index; a single job's record from its file.
@@ -94,6 +97,10 @@ class JobStore:
     def log_path(self, job_id):
         """Where the runner's output for `job_id` goes."""
         return self.logs_dir / f"{job_id}.log"
+
+    def input_path(self, job_id):
+        """Where the input image of an image-to-video job lives (a normalized PNG)."""
+        return self.inputs_dir / input_filename(job_id)
 
     def heartbeat_path(self, job_id):
         """The file a running job's work process touches as it makes progress."""
@@ -239,8 +246,21 @@ class JobStore:
             self.index.record(job_id, job)
             return job
 
+    def save_input(self, job_id, image):
+        """Store `image` (an images.InputImage) as the input of `job_id`; returns the job file's `image` field.
+
+        Written before the job's record, so a runner never finds a record without its
+        image; a submission that then fails removes it again with discard_input.
+        """
+        write_bytes_atomic(self.input_path(job_id), image.png)
+        return image.record(input_filename(job_id))
+
+    def discard_input(self, job_id):
+        """Remove the input image of a job that was never created (its submission failed)."""
+        remove(self.input_path(job_id))
+
     def delete(self, job_id):
-        """Remove a job's record, video, poster, their partial files and log.
+        """Remove a job's record, video, poster, their partial files, log and input image.
 
         Whatever holds those names goes: a broken record that is a directory too,
         and a link is removed itself, never what it points to.
@@ -256,6 +276,7 @@ class JobStore:
                 self.partial_poster_path(job_id),
                 self.log_path(job_id),
                 self.heartbeat_path(job_id),
+                self.input_path(job_id),
             ):
                 remove(path)
             self.index.forget(job_id)

@@ -74,18 +74,24 @@ def _reachable_webhook(url):
 
 
 def _models():
-    """The app's catalog of models (hunyuan_core/catalog.py)."""
-    return current_app.extensions["hunyuan_api"].models
+    """The app's catalog of models (hunyuan_core/catalog.py); None in an app without the service's objects."""
+    services = current_app.extensions.get("hunyuan_api")
+    return services.models if services is not None else None
 
 
 def _chosen():
-    """The model the request being loaded names (set by the schema's pre_load), else the default model."""
-    return g.get("hunyuan_model") or _models().default
+    """The model the request being loaded names (set by the schema's pre_load), else the default; or None."""
+    models = _models()
+    if models is None:
+        return None
+    return g.get("hunyuan_model") or models.default
 
 
 def _chosen_parameter(name):
     """The chosen model's version of a parameter; the API document's for a field the model does not use."""
-    for p in _chosen().parameters:
+    served = _chosen()
+    table = served.parameters if served is not None else current_app.config["PARAMETERS"]
+    for p in table:
         if p.name == name:
             return p
     return PARAMETERS_BY_NAME[name]
@@ -94,7 +100,7 @@ def _chosen_parameter(name):
 def _chosen_default(name):
     def default():
         served = _chosen()
-        if name in served.family.unused_fields:
+        if served is not None and name in served.family.unused_fields:
             return ma.missing  # not filled in: only a field the client sent is named in `adjustments`
         return _chosen_parameter(name).default
 
@@ -110,8 +116,10 @@ def _chosen_range(name):
 
 
 def _known_model(name):
+    models = _models()
     try:
-        _models().get(name)
+        if models is not None:
+            models.get(name)
     except InvalidInput as exc:
         raise ma.ValidationError(exc.message) from None
 
@@ -147,8 +155,9 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
     @ma.pre_load
     def choose_model(self, data, **kwargs):
         """Note the model the body names, so every field's default and range are that model's."""
-        name = data.get("model") if isinstance(data, dict) else None
-        g.hunyuan_model = _models().lookup(name)
+        models = _models()
+        if models is not None:
+            g.hunyuan_model = models.lookup(data.get("model") if isinstance(data, dict) else None)
         return data
 
     model = ma.fields.String(
@@ -199,6 +208,19 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
             "must be a public address unless the operator allows others (WEBHOOK_ALLOWED_NETWORKS); redirects "
             "are not followed."
         },
+    )
+
+
+class GenerateFormRequestSchema(GenerateRequestSchema):
+    """The multipart/form-data body of POST /api/generate (documentation only: uploads.py reads it).
+
+    The same fields as form fields, and the image as a file part.
+    """
+
+    image = ma.fields.Raw(
+        metadata={"type": "string", "format": "binary",
+                  "description": "Image-to-video models only (and required by them): the first frame, a PNG, "
+                  "JPEG or WebP file (EXIF orientation applied, alpha flattened onto white)."},
     )
 
 

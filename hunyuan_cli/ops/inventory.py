@@ -116,8 +116,9 @@ def modified_seconds_ago(path, now=None):
 
 
 def job_bytes(store, job_id):
-    """Bytes held by a job's files (record, video, poster, log)."""
-    paths = (store.job_path(job_id), store.video_path(job_id), store.poster_path(job_id), store.log_path(job_id))
+    """Bytes held by a job's files (record, video, poster, log, input image)."""
+    paths = (store.job_path(job_id), store.video_path(job_id), store.poster_path(job_id), store.log_path(job_id),
+             store.input_path(job_id))
     return sum(file_size(path) or 0 for path in paths)
 
 

@@ -117,7 +117,7 @@ def cmd_show(store, args):
     files = {
         name: {"path": str(path), "bytes": inventory.file_size(path)}
         for name, path in (("video", store.video_path(args.job_id)), ("poster", store.poster_path(args.job_id)),
-                           ("log", store.log_path(args.job_id)))
+                           ("log", store.log_path(args.job_id)), ("image", store.input_path(args.job_id)))
     }
     lines = [json.dumps(job, indent=2, sort_keys=False, ensure_ascii=True)]
     lines += [f"{name}: {printable(info['path'])} "
