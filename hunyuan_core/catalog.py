@@ -260,7 +260,7 @@ def from_settings(settings):
         try:
             parameter_table(family or DOCUMENTED_FAMILY, settings, entry.options)
         except ValueError as exc:
-            raise ValueError(f"{label}: {entry.setting}: {exc}") from None
+            raise ValueError(f"{entry.setting}: {exc}") from None
         served.append(ServedModel(entry, source, family, settings, default=number == 0))
     return Catalog(served)
 
