@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scaled_down import build_scaled_down  # noqa: E402
-from hunyuan_core import cost_model, params, precision  # noqa: E402
+from hunyuan_core import cost_model, params, run_plan  # noqa: E402
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource  # noqa: E402
 
 SETTINGS = [
@@ -43,7 +43,7 @@ def psnr(reference, frames):
 
 def main():
     """Render each setting and print the table."""
-    from runner.pipeline import StagedPipeline, effective_step_cache
+    from runner.pipeline import StagedPipeline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder (default: the embedded demo model, built if needed)")
@@ -64,10 +64,10 @@ def main():
     used, _ = params.resolve({"prompt": "A cat walks on the grass, realistic style.", "seed": 42,
                               "width": args.width, "height": args.height, "video_length": args.frames,
                               "num_inference_steps": args.steps})
-    plan = precision.plan(model, "cpu")
+    plan = run_plan.make_plan(model)
     rows, reference = [], None
     for label, setting in SETTINGS:
-        effective, recorded = effective_step_cache(setting, blocks)
+        effective, recorded = run_plan.step_cache(setting, blocks)
         if setting and effective is None:
             rows.append((label, None, None, recorded))
             continue

@@ -10,10 +10,9 @@ import sys
 import time
 
 from hunyuan_api import web_worker
+from hunyuan_core import PROJECT_ROOT, catalog
 from hunyuan_core import config as service_settings  # not "config": gunicorn reads that name as a setting
 from hunyuan_core.job_store import JobStore
-from hunyuan_core import catalog
-from hunyuan_core.supervisor import PROJECT_ROOT
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '10000')}"
 # Web workers only validate, read files and start runners; generation happens in

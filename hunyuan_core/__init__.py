@@ -13,4 +13,10 @@ and nothing from `hunyuan_api`, `runner` or `hunyuan_cli`; those stand on it
 (tests/test_layers.py checks this).
 """
 
+from pathlib import Path
+
 __version__ = "1.0.0"
+
+# The folder holding the `runner` package: the working directory of the subprocesses the
+# core starts (`python -m runner ...`, `python -m runner.tiny_model`), so they find it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent

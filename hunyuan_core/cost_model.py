@@ -189,7 +189,7 @@ UNTILED_MEMORY_SHARE = 0.25
 
 
 def decode_tiled(params, geo, memory_bytes):
-    """Whether the runner will tile this video's decoding (the same rule as runner/pipeline.py)."""
+    """Whether the runner will tile this video's decoding (run_plan.decoding; runner/stage_options.py applies it)."""
     activation = video_voxels(params) * geo.vae_channels[0] * 4 * 4
     return activation >= UNTILED_MEMORY_SHARE * memory_bytes
 

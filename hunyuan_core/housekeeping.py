@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from . import idempotency
 from .job_record import JobStatus, parse_time
 from .job_store import JobFileUnreadable, JobNotFound
-from .supervisor import runner_alive
+from .processes import runner_alive
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What the service asks the job index (the questions; hunyuan_api/job_index.py keeps the index itself)."""
+"""What the service asks the job index (the questions; hunyuan_core/job_index.py keeps the index itself)."""
 
 import json
 

@@ -22,7 +22,7 @@ import time
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 
 from .job_record import JobStatus, WORK_PHASES
-from .supervisor import runner_alive
+from .processes import runner_alive
 
 PREFIX = "hunyuan"
 # Whole-job durations (seconds): tiny demo jobs take seconds, real-weight jobs hours.

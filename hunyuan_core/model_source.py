@@ -15,6 +15,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from . import PROJECT_ROOT
+
 EMBEDDED_MODEL_NAME = "tiny-random-hunyuanvideo-v2"
 DEFAULT_DEMO = "demo-hunyuanvideo"
 METADATA_FILE = "hunyuan_api_model.json"  # written by the service beside the diffusers files
@@ -156,7 +158,7 @@ class EmbeddedModelBuilder:
         with self._lock:
             if self.ready():
                 return
-            result = subprocess.run(self._command(), capture_output=True, text=True, cwd=_project_root())
+            result = subprocess.run(self._command(), capture_output=True, text=True, cwd=PROJECT_ROOT)
             self._record_outcome(result.returncode, result.stderr)
         if result.returncode != 0:
             raise RuntimeError(f"building the embedded model failed:\n{result.stderr[-4000:]}")
@@ -179,7 +181,7 @@ class EmbeddedModelBuilder:
             [self.python, "-c",
              "import sys; from hunyuan_core.model_source import _build_cli; _build_cli(sys.argv[1], sys.argv[2])",
              str(self.source.path), self.source.demo or DEFAULT_DEMO],
-            cwd=_project_root(),
+            cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -200,11 +202,6 @@ class EmbeddedModelBuilder:
         else:
             lines = [line for line in stderr.strip().splitlines() if line.strip()]
             marker.write_text((lines[-1] if lines else f"builder exited with code {returncode}") + "\n")
-
-
-def _project_root():
-    """The folder holding the `runner` package, so `python -m runner...` finds it."""
-    return str(Path(__file__).resolve().parent.parent)
 
 
 def _build_cli(path, demo=DEFAULT_DEMO):

@@ -115,12 +115,3 @@ def plan(model_dir, device="cpu", compute="auto", storage="auto", memory_bytes=N
     result["reasons"] = reasons
     return result
 
-
-def describe_plan(model_dir, device, compute, storage, max_workers, overheads=None):
-    """The plan as `/api/info` shows it (an `error` instead when the model does not fit)."""
-    try:
-        return plan(model_dir, device if device != "auto" else "cpu", compute, storage,
-                    memory_limit_bytes() // max(max_workers, 1), overheads=overheads)
-    except (OSError, ValueError) as exc:
-        return {"error": str(exc)}
-

@@ -24,18 +24,15 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from filelock import FileLock
 
-from . import heartbeat, processes
+from . import PROJECT_ROOT, heartbeat, processes
 from .job_record import JobStatus, Phase, mark_failed, utc_now
 from .job_store import JobFileUnreadable, JobNotFound
-from .processes import runner_alive  # noqa: F401  (the one rule; imported from here by older callers)
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKER_COMMAND = [sys.executable, "-m", "runner.render"]
 
 

@@ -27,6 +27,7 @@ import runner.pipeline  # noqa: F401  (imported like a runner imports it, so sta
 from hunyuan_core import cost_model, model_source, precision
 from hunyuan_core.host import cpu_cores, cpu_model
 from hunyuan_core.timing_stats import TimingStats
+from runner.casting import DTYPES
 
 LINEAR_TOKENS = 1024
 # Attention is sampled with about this many FLOPs: a long sequence for a narrow
@@ -107,7 +108,7 @@ PROBE_BUDGET_SECONDS = 30
 def probe_samples(model_dir, rates, threads, compute="auto"):
     """Render the probe jobs (if cheap enough), computing in `compute`, and return their timing samples."""
     from hunyuan_core import params as api_params
-    from hunyuan_core import precision
+    from hunyuan_core import run_plan
     from hunyuan_core.timing_stats import PRIOR_RATES, Rates
     from runner.memory import freeze_long_lived
     from runner.pipeline import StagedPipeline
@@ -129,7 +130,7 @@ def probe_samples(model_dir, rates, threads, compute="auto"):
     try:
         # Each stage loads and frees its weights as in a job, so the probes' phases include
         # what a job pays beside the work itself (loading, the first call's set-up, freeing).
-        staged = StagedPipeline(model_dir, "cpu", precision.plan(model_dir, "cpu", compute))
+        staged = StagedPipeline(model_dir, "cpu", run_plan.make_plan(model_dir, None, {"compute_dtype": compute}))
         freeze_long_lived()  # as a runner does, so the probes' stage overheads match a job's
         for number, probe in enumerate(probes):
             used, _ = api_params.resolve(dict(probe, prompt="A calibration probe.", seed=number))
@@ -176,7 +177,7 @@ def calibrate(model_dir, max_workers=1, startup_seconds=None, compute="float32")
     by_threads = {}
     writing = measure_video_writing()
     for threads in counts:
-        rates = measure(geo, threads, runner.pipeline.DTYPES[compute])
+        rates = measure(geo, threads, DTYPES[compute])
         rates["voxels"] = writing
         if startup_seconds:
             rates["fixed"] = startup_seconds

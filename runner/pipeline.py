@@ -12,7 +12,10 @@ Every stage is still the pipeline's own code (`encode_prompt`, `__call__` with
 `output_type="latent"`, `vae.decode`); components are loaded with their
 `from_pretrained` from the same local folder, memory-mapped when stored in the
 file's own dtype, and upcast layer by layer when stored smaller than the compute
-dtype (see hunyuan_core/precision.py).
+dtype (see hunyuan_core/precision.py; runner/casting.py applies it). How each
+stage runs beside its weights (prompt template, step cache, tiled decoding) is
+in runner/stage_options.py; what to do is the core's run plan
+(hunyuan_core/run_plan.py).
 """
 
 import importlib
@@ -22,19 +25,15 @@ from pathlib import Path
 import torch
 from diffusers import HunyuanVideoPipeline
 from diffusers.hooks import apply_layerwise_casting
-from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
 from hunyuan_core import cost_model
-from hunyuan_core.cost_model import decode_tiled
-from hunyuan_core.host import memory_limit_bytes
-from hunyuan_core.model_source import METADATA_FILE
 from runner.beats import watch_blocks
+from runner.casting import DTYPES, casting_skips, upcast_unhooked
 from runner.memory import StageMemory, release
+from runner.stage_options import configure_decoding, prompt_template, step_cache_config
 
 # On a GPU, offload a component block by block when its weights exceed this share of free memory.
 GPU_RESIDENT_SHARE = 0.8
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-          "float8_e4m3fn": torch.float8_e4m3fn}
 
 
 def select_device(requested):
@@ -44,52 +43,6 @@ def select_device(requested):
     if requested in ("cuda", "cpu"):
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def prompt_template(model_dir):
-    """The pipeline's prompt template, with the crop length the model's tokenizer needs."""
-    try:
-        meta = json.loads((Path(model_dir) / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        meta = {}
-    template = dict(DEFAULT_PROMPT_TEMPLATE)
-    if "prompt_template_crop_start" in meta:
-        template["crop_start"] = meta["prompt_template_crop_start"]
-    return template
-
-
-def effective_step_cache(setting, blocks):
-    """The STEP_CACHE setting as it can apply to a model with `blocks` transformer blocks.
-
-    Returns `(setting or None, label for the job record)`. First Block Cache
-    decides from the first block whether to skip the rest, so it needs two.
-    """
-    kind = (setting or {}).get("kind", "none")
-    if kind == "first_block" and blocks < 2:
-        return None, "none (first_block needs at least two transformer blocks; this model has one)"
-    return (setting if kind != "none" else None), kind
-
-
-def step_cache_config(setting, device):
-    """A diffusers cache config from the STEP_CACHE setting, or None.
-
-    `setting` is `{"kind": "none"|"first_block"|"taylorseer", "threshold", "interval"}`.
-    """
-    kind = (setting or {}).get("kind", "none")
-    if kind == "first_block":
-        from diffusers import FirstBlockCacheConfig
-
-        return FirstBlockCacheConfig(threshold=float(setting.get("threshold", 0.05)))
-    if kind == "taylorseer":
-        from diffusers import TaylorSeerCacheConfig
-
-        return TaylorSeerCacheConfig(
-            cache_interval=int(setting.get("interval", 4)),
-            disable_cache_before_step=int(setting.get("warmup", 3)),
-            # bf16 arithmetic is emulated on most CPUs; keep the Taylor factors in fp32 there.
-            taylor_factors_dtype=torch.bfloat16 if device == "cuda" else torch.float32,
-        )
-    return None
 
 
 class StagedPipeline:
@@ -143,10 +96,10 @@ class StagedPipeline:
         module.eval().requires_grad_(False)
         if storage != self.compute:
             apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute,
-                                    skip_modules_pattern=_casting_skips(module, storage, load_dtype))
+                                    skip_modules_pattern=casting_skips(module, storage, load_dtype))
             # After a conversion, copy what was left unconverted too: one tensor still backed by
             # the memory-mapped checkpoint keeps the whole file's pages resident.
-            _upcast_unhooked(module, self.compute, copy=storage != load_dtype, beat=self.beat)
+            upcast_unhooked(module, self.compute, copy=storage != load_dtype, beat=self.beat)
         watch_blocks(module, self.beat)
         module = self._place(module, storage)
         self.beat()
@@ -259,7 +212,7 @@ class StagedPipeline:
             self.pipe.vae = self._load("vae")
         self.memory.loaded("vae")
         vae = self.pipe.vae
-        mode = _configure_decoding(vae, params, cost_model.geometry(self.model_dir), self.device)
+        mode = configure_decoding(vae, params, cost_model.geometry(self.model_dir), self.device)
         video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         self.beat()
         frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (T, C, H, W) in [0, 1]
@@ -288,61 +241,7 @@ def _trimmed(embeds, pooled, mask, prefix):
     }
 
 
-def _casting_skips(module, storage, file_dtype):
-    """Layers to keep in the compute dtype instead of storing them small.
-
-    Stored in the checkpoint's own dtype, nothing loses precision: every layer is
-    stored. Stored smaller than that (fp8), the model's precision-sensitive input
-    embedders stay at full precision, as diffusers advises, but not everything it
-    lists: its "norm" pattern also catches HunyuanVideo's adaptive-norm
-    modulation Linears (3072 -> 18432 in each of the 60 blocks: 3.4B parameters,
-    a quarter of the model), which would cost 13.6 GB in fp32. Norm layers
-    themselves are never cast.
-    """
-    if storage == file_dtype:
-        return ()
-    patterns = getattr(module, "_skip_layerwise_casting_patterns", None) or ()
-    return tuple(p for p in patterns if p != "norm")
-
-
 def _no_beat(*_ignored):
     """No heartbeat (tests and benchmarks that use the pipeline outside a job)."""
 
 
-def _upcast_unhooked(module, dtype, copy=False, beat=_no_beat):
-    """Move the modules layerwise casting leaves alone (norms, embedders) to the compute dtype.
-
-    They are small, but left in a storage dtype like bf16 they would compute in it,
-    which a CPU without native bf16 does ~100x slower. With `copy`, tensors already
-    in `dtype` are copied as well, detaching them from the checkpoint file.
-    """
-    for child in module.modules():
-        beat()  # copying a big model's unconverted tensors takes a while
-        registry = getattr(child, "_diffusers_hook", None)
-        hooked = registry is not None and registry.get_hook("layerwise_casting") is not None
-        if not hooked:
-            for name, param in list(child.named_parameters(recurse=False)):
-                if param.dtype != dtype or copy:
-                    setattr(child, name, torch.nn.Parameter(param.to(dtype, copy=True), requires_grad=False))
-            for name, buffer in list(child.named_buffers(recurse=False)):
-                if buffer.is_floating_point() and (buffer.dtype != dtype or copy):
-                    child.register_buffer(name, buffer.to(dtype, copy=True))
-
-
-def _configure_decoding(vae, params, geo, device):
-    """Decode in one piece when it fits comfortably in memory, tiled otherwise.
-
-    The rule is the cost model's (decode_tiled), so estimates price the same choice:
-    the real VAE at 640x480x61 needs ~10 GB per full-size activation untiled.
-    """
-    if device == "cuda":
-        memory, _total = torch.cuda.mem_get_info()
-    else:
-        memory = memory_limit_bytes()
-    if not decode_tiled(params, geo, memory):
-        vae.disable_tiling()
-        vae.use_framewise_decoding = False
-        return "whole"
-    vae.enable_tiling()
-    vae.use_framewise_decoding = True
-    return "tiled"

@@ -16,12 +16,11 @@ import traceback
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hunyuan_core import cost_model, precision  # noqa: E402  (after the environment is set)
+from hunyuan_core import cost_model, precision, run_plan  # noqa: E402  (after the environment is set)
 from hunyuan_core.heartbeat import Heartbeat  # noqa: E402
-from hunyuan_core.host import memory_limit_bytes, runner_threads  # noqa: E402
 from hunyuan_core.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
 from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
-from hunyuan_core.supervisor import runner_alive  # noqa: E402
+from hunyuan_core.processes import runner_alive  # noqa: E402
 from hunyuan_core.timing_stats import TimingStats  # noqa: E402
 from runner.beats import watch_imports  # noqa: E402
 from runner.progress import ProgressReporter  # noqa: E402
@@ -47,7 +46,7 @@ def render(store, job, beat):
     geo = cost_model.geometry(model_dir)
     stats = TimingStats(store.root, job["model"]["name"])
     alive = sum(1 for other in store.active_jobs() if runner_alive(other)) or 1
-    threads = runner_threads(runtime.get("threads"), alive)
+    threads = run_plan.threads(runtime, alive)
     reporter = ProgressReporter(store, job, geo, stats.rates(threads), beat=beat)
     heartbeat = reporter.start_heartbeat()
 
@@ -67,18 +66,15 @@ def render(store, job, beat):
         reporter.calibrated = True
     beat()
     reporter.rates = stats.rates(threads)
+    # Only torch can tell whether a GPU is there; everything else is the core's run plan.
     device = pipeline.select_device(runtime.get("device", "auto"))
-    budget = memory_limit_bytes() // max(1, int(runtime.get("max_workers", 1)))
-    plan = precision.plan(model_dir, device, runtime.get("compute_dtype", "auto"),
-                          runtime.get("weight_dtype", "auto"), budget,
-                          overheads=cost_model.stage_overheads(params, geo))
-    step_cache, cache_label = pipeline.effective_step_cache(runtime.get("step_cache"), geo.blocks)
-    _log(f"device {device}, {threads} threads, step cache {cache_label}, model {model_dir}; "
+    plan = run_plan.make_plan(model_dir, params, runtime, device, geo=geo)
+    _log(f"device {device}, {threads} threads, step cache {plan['step_cache_label']}, model {model_dir}; "
          + "; ".join(plan["reasons"]))
-    _record_runtime(store, job["job_id"], device, plan, threads, cache_label)
+    _record_runtime(store, job["job_id"], device, plan, threads, plan["step_cache_label"])
 
     reporter.enter(Phase.LOADING)
-    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=step_cache, beat=beat)
+    staged = pipeline.StagedPipeline(model_dir, device, plan, step_cache=plan["step_cache"], beat=beat)
     freeze_long_lived()
 
     reporter.enter(Phase.TEXT)

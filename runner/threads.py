@@ -10,7 +10,7 @@ jobs start and finish. RUNNER_THREADS pins a fixed number instead.
 import time
 
 from hunyuan_core.host import runner_threads
-from hunyuan_core.supervisor import runner_alive
+from hunyuan_core.processes import runner_alive
 
 RECHECK_SECONDS = 5.0
 

@@ -1,4 +1,13 @@
-"""Shared fixtures: a data folder per test, the tiny model built once per session, the app."""
+"""Shared fixtures: a data folder per test, the tiny model built once per session, the app.
+
+Light by default: `data_dir` (and `store`, `app`, `client` on it) holds the demo
+model's configs and metadata only (tests/fixtures/light-model), which is all the
+web face and the store ever read, so store, record and API tests never build the
+model, calibrate the host or import torch (tests/test_light_fixtures.py checks it).
+Tests whose jobs really run on the demo model opt in with the `demo_model` marker
+(`pytestmark = pytest.mark.demo_model` for a whole file): their `data_dir` then
+holds the session's built model and its calibration of this host.
+"""
 
 import os
 import shutil
@@ -16,6 +25,8 @@ from hunyuan_core.precision import choose_compute
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_RUNNERS = Path(__file__).resolve().parent / "fixtures" / "runners"
+# The demo model's config and metadata files without its weights (test_light_fixtures keeps it in step).
+LIGHT_MODEL = Path(__file__).resolve().parent / "fixtures" / "light-model"
 ARTIFACTS = ROOT / "test-artifacts"
 
 # What runners compute in on this host with the default COMPUTE_DTYPE=auto: bf16 where the CPU
@@ -50,17 +61,29 @@ def host_calibration(tiny_model, tmp_path_factory):
     return data / "stats"
 
 
-@pytest.fixture
-def data_dir(tmp_path, tiny_model, host_calibration):
-    """A fresh data folder whose embedded model is the session's build (a symlink, not a copy).
+def pytest_configure(config):
+    """Register the opt-in marker for tests that run runners on the built demo model."""
+    config.addinivalue_line("markers", "demo_model: data_dir holds the built demo model and this host's "
+                            "calibration (builds the model and imports torch in subprocesses)")
 
-    It starts with the session's calibration of this host, as a data folder does
-    after its first start, so tests do not each spend seconds measuring the host.
+
+@pytest.fixture
+def data_dir(request, tmp_path):
+    """A fresh data folder whose embedded model is "ready" (its metadata file is there).
+
+    Light unless the test is marked `demo_model`: then the model is the session's
+    build (a symlink, not a copy) and the folder starts with the session's
+    calibration of this host, as a data folder does after its first start, so
+    tests do not each spend seconds measuring the host.
     """
     folder = tmp_path / "data"
     (folder / "models").mkdir(parents=True)
-    (folder / "models" / EMBEDDED_MODEL_NAME).symlink_to(tiny_model, target_is_directory=True)
-    shutil.copytree(host_calibration, folder / "stats")
+    model = folder / "models" / EMBEDDED_MODEL_NAME
+    if request.node.get_closest_marker("demo_model") is None:
+        shutil.copytree(LIGHT_MODEL, model)
+        return folder
+    model.symlink_to(request.getfixturevalue("tiny_model"), target_is_directory=True)
+    shutil.copytree(request.getfixturevalue("host_calibration"), folder / "stats")
     return folder
 
 

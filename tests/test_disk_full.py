@@ -16,7 +16,8 @@ import pytest
 from .conftest import SMALL_REQUEST, copy_artifact, make_app, wait_for
 from .mp4_check import assert_playable_mp4
 
-pytestmark = pytest.mark.timeout(600)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.demo_model]
 
 TMPFS_KB = 512
 LEFT_FREE_KB = 48  # far less than the small request's video (about 200 KB of noise)

@@ -22,7 +22,8 @@ SEED_DOCUMENT = ROOT.parent / "shared" / "seed" / "000_b92eebb77e83ac27.txt"
 # Long enough to be caught mid-denoising: about 15-30 s on two cores.
 MEDIUM_REQUEST = dict(SMALL_REQUEST, width=640, height=480, video_length=61, num_inference_steps=30)
 
-pytestmark = pytest.mark.timeout(600)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.demo_model]
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from .conftest import SMALL_REQUEST, artifact_path, wait_for
 from .server import GunicornServer, kill_all_runners, runner_processes
 from .webhook_receiver import WebhookReceiver
 
-pytestmark = pytest.mark.timeout(600)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.demo_model]
 
 SECRET = "e2e-secret"
 KEY = {"X-API-Key": "e2e-key"}

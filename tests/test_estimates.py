@@ -9,6 +9,9 @@ from hunyuan_core import cost_model, estimates
 from hunyuan_core.job_record import new_job, new_job_id
 from hunyuan_core.timing_stats import PRIOR_RATES, TimingStats
 
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = pytest.mark.demo_model
+
 REAL_TRANSFORMER = {
     "num_attention_heads": 24, "attention_head_dim": 128, "num_layers": 20, "num_single_layers": 40,
     "patch_size": 2, "patch_size_t": 1,

@@ -265,6 +265,7 @@ def hostile_files(field_names):
     )
 
 
+@pytest.mark.demo_model  # real jobs run on the demo model
 def test_random_job_files_never_stop_real_jobs(data_dir, outside, caplog):
     """Property: while random bytes and random JSON land in jobs/, a real supervisor runs real jobs to the end
     and /health, /api/jobs, /metrics and POST /api/generate never answer 5xx."""
@@ -320,6 +321,7 @@ def test_random_job_files_never_stop_real_jobs(data_dir, outside, caplog):
     assert not errors, [r.getMessage() for r in errors]
 
 
+@pytest.mark.demo_model  # edits the statistics a calibrated data folder has
 @pytest.mark.parametrize(
     "content",
     [[1, 2], {"samples": "x"}, {"samples": [{"phases": []}]}, {"samples": [{"phases": {"denoising": 5}}]},

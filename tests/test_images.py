@@ -50,7 +50,8 @@ def png_header(width, height):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    pixels = chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + pixels + chunk(b"IEND", b"")
 
 
 def data_url(data, media_type="image/png"):
@@ -209,7 +210,7 @@ def test_anything_but_a_base64_image_data_url_is_refused(text, words):
 # -- beside the job -------------------------------------------------------------------------------------------
 
 
-def stored_job(store, status="completed", **fields):
+def stored_job(status="completed", **fields):
     job_id = new_job_id()
     job = new_job(job_id, request={"prompt": "a cat"}, params={"prompt": "a cat"}, adjustments=[],
                   model={"name": "tiny", "path": "/nowhere", "demo": True})
@@ -220,7 +221,7 @@ def stored_job(store, status="completed", **fields):
 def test_the_input_is_stored_beside_the_job_recorded_and_removed_with_it(tmp_path):
     store = JobStore(tmp_path / "data")
     assert store.inputs_dir.is_dir()
-    job = stored_job(store)
+    job = stored_job()
     image = decode_image(RED_PNG)
     job["image"] = store.save_input(job["job_id"], image)
     store.create(job)
@@ -241,8 +242,8 @@ def test_the_input_is_stored_beside_the_job_recorded_and_removed_with_it(tmp_pat
     assert not store.input_path(other).exists()
 
 
-def test_the_image_field_is_checked_like_every_field(tmp_path):
-    job = stored_job(JobStore(tmp_path / "data"))
+def test_the_image_field_is_checked_like_every_field():
+    job = stored_job()
     for image in (None, {"file": "x.png", "width": 1, "height": 1, "sha256": "a" * 64, "bytes": 9}):
         assert check_job(dict(job, image=image), job["job_id"])
     for image, words in (("x.png", "image must be an object or null"),
@@ -256,7 +257,7 @@ def test_the_image_field_is_checked_like_every_field(tmp_path):
 def test_retention_and_prune_remove_the_input(tmp_path):
     store = JobStore(tmp_path / "data")
     past = (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat(timespec="milliseconds")
-    expired, pruned = stored_job(store, finished_at=past, expires_at=past), stored_job(store, finished_at=past)
+    expired, pruned = stored_job(finished_at=past, expires_at=past), stored_job(finished_at=past)
     for job in (expired, pruned):
         job["image"] = store.save_input(job["job_id"], decode_image(RED_PNG))
         store.create(job)
@@ -353,7 +354,8 @@ def test_a_json_body_gives_its_data_url_image():
         assert answer.status_code == 200 and answer.json["source"] is None and answer.json["size"] is None
     answer = client.post("/api/generate", json={"prompt": "a cat", "image": "https://example.com/cat.png"})
     assert answer.status_code == 422 and "nothing is fetched from a URL" in answer.json["detail"]
-    assert answer.json["detail"].startswith("Invalid request: image: ") and list(answer.json["errors"]["json"]) == ["image"]
+    assert answer.json["detail"].startswith("Invalid request: image: ")
+    assert list(answer.json["errors"]["json"]) == ["image"]
     answer = client.post("/api/generate", data="{", content_type="application/json")
     assert answer.status_code == 400 and answer.json["detail"].startswith("The body is not valid JSON")
 

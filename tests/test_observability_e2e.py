@@ -12,7 +12,8 @@ from .conftest import SMALL_REQUEST, wait_for
 from .server import GunicornServer, kill_all_runners
 from .sse import events_only, parse_blocks
 
-pytestmark = pytest.mark.timeout(600)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.demo_model]
 # Few steps at the smallest size: seconds per job on two cores, yet several progress events.
 FAST = dict(SMALL_REQUEST, num_inference_steps=4)
 SERVER_ENV = {"MIN_STEPS": "2", "DEFAULT_STEPS": "4", "MAX_STEPS": "8", "EVENTS_POLL_INTERVAL": "0.05"}

@@ -16,7 +16,8 @@ from hunyuan_core.processes import identify
 from .conftest import ROOT, wait_for
 from .server import GunicornServer, kill_all_runners
 
-pytestmark = pytest.mark.timeout(300)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(300), pytest.mark.demo_model]
 
 
 def ops(data_dir, *args, timeout=60):

@@ -11,6 +11,9 @@ from .mp4_check import decode_image, inspect_image, inspect_mp4
 from .test_api import submit
 from .test_runner import queue, run_to_end
 
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = pytest.mark.demo_model
+
 
 @pytest.fixture
 def finished(client, store):

@@ -9,6 +9,9 @@ from hunyuan_core import precision
 
 from .conftest import COMPUTE_HERE
 
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = pytest.mark.demo_model
+
 GB = 2**30
 
 

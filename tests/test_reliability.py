@@ -19,7 +19,8 @@ import requests
 from .conftest import SMALL_REQUEST, artifact_path, wait_for
 from .server import GunicornServer, kill_all_runners, runner_processes
 
-pytestmark = pytest.mark.timeout(900)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(900), pytest.mark.demo_model]
 SERVER_ENV = {"MIN_STEPS": "2", "DEFAULT_STEPS": "2", "MAX_STEPS": "8", "MAX_WORKERS": "2"}
 TERMINAL = {"completed", "failed"}
 

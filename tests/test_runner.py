@@ -18,6 +18,9 @@ from hunyuan_core.timing_stats import TimingStats
 from .conftest import COMPUTE_HERE, ROOT, SMALL_REQUEST, copy_artifact, wait_for
 from .mp4_check import assert_playable_mp4
 
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = pytest.mark.demo_model
+
 
 def queue(store, tiny_model, request):
     used, adjustments = params.resolve(request)

@@ -100,6 +100,7 @@ def test_a_stalled_runner_whose_guard_died_is_stopped_by_the_supervisor(store):
     tick_until(supervisor, lambda: store.get(job_id)["runner"].get("ended_at"), 10, "the runner's end to be recorded")
 
 
+@pytest.mark.demo_model  # a real job on the demo model
 def test_a_real_job_beats_through_its_work_and_completes_under_a_short_stall_limit(data_dir, store):
     # The real runner and the tiny model at the default size (about 18 s on two cores): the heartbeat
     # must come from its work (imports, loads, blocks, steps, frames), so a limit far shorter than

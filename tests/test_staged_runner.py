@@ -14,6 +14,9 @@ from hunyuan_core.supervisor import Supervisor
 
 from .conftest import COMPUTE_HERE, ROOT, SMALL_REQUEST, make_app, wait_for
 
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = pytest.mark.demo_model
+
 # Same architecture as the demo model, with a text encoder (~300 MB) and a transformer
 # (~170 MB) big enough that freeing them shows in the process's resident memory.
 MEASURABLE = {

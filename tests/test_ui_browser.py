@@ -27,7 +27,8 @@ FORM_VALUES = {"width": "256", "height": "256", "video_length": "13", "fps": "8"
 PROMPT = "A cat walks on the grass, realistic style."
 RUN_TIMEOUT_MS = 240_000
 
-pytestmark = pytest.mark.timeout(600)
+# data_dir holds the built demo model and this host's calibration (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.demo_model]
 
 
 @pytest.fixture(scope="module")

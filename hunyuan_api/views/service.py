@@ -6,9 +6,10 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hunyuan_core import __version__, cost_model, families, model_source, params, precision
+from hunyuan_core import __version__, families, model_source, params, run_plan
+from hunyuan_core.config import runner_runtime
 from hunyuan_core.job_record import JobStatus
-from hunyuan_core.supervisor import runner_alive
+from hunyuan_core.processes import runner_alive
 from hunyuan_core.timing_stats import TimingStats
 
 from .. import body_limits
@@ -211,21 +212,15 @@ def _size_rules(served, ready):
 def _precision_plan(served, config):
     """The storage plan of a model for its default request (640x480x61 for the API document's model).
 
-    The one place /api/info asks hunyuan_core.precision for a plan; None when the
-    model's folder cannot be planned for (a family the precision code does not know yet).
+    The one place /api/info asks for a plan (hunyuan_core/run_plan.py); None when
+    the model's folder cannot be planned for (a family the run plan does not know yet).
     """
     table = served.parameters
     default = {p.name: p.default for p in table} | {"prompt": "A cat walks on the grass, realistic style."}
-    path = str(served.source.path)
     try:
-        overheads = cost_model.stage_overheads(default, cost_model.geometry(path))
-    except (OSError, ValueError, KeyError, TypeError):
-        overheads = None
-    try:
-        described = precision.describe_plan(path, config["DEVICE"], config["COMPUTE_DTYPE"],
-                                            config["WEIGHT_DTYPE"], config["MAX_WORKERS"], overheads)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        described = run_plan.describe(str(served.source.path), default, runner_runtime(config))
+    except (KeyError, TypeError):
+        return None  # a family the run plan cannot price yet: no plan rather than a failed /api/info
     described["for_request"] = (f"the default request ({default['width']}x{default['height']}, "
                                 f"{default['video_length']} frames)")
     return described

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from hunyuan_core.job_record import JobStatus, parse_time
 from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
-from hunyuan_core.supervisor import runner_alive
+from hunyuan_core.processes import runner_alive
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
