@@ -285,27 +285,3 @@ def of(models):
     """`models` as a Catalog: a Catalog as it is, a lone ModelSource as a one-model one."""
     return single(models) if isinstance(models, model_source.ModelSource) else models
 
-
-class Builders:
-    """The embedded demo models' builders, driven together by the supervisor and gunicorn's start hook."""
-
-    def __init__(self, sources):
-        self.builders = [model_source.EmbeddedModelBuilder(s) for s in sources if s.embedded]
-
-    def build_now(self):
-        """Build every missing demo model, one after another; raise if one fails."""
-        for builder in self.builders:
-            builder.build_now()
-
-    def build_in_background(self):
-        """Start a build of each missing demo model (one subprocess each); never blocks."""
-        for builder in self.builders:
-            builder.build_in_background()
-
-    def ready(self):
-        """True when every demo model is built."""
-        return all(builder.ready() for builder in self.builders)
-
-    def not_ready_paths(self):
-        """The folders of demo models not built yet: jobs for them wait (others start)."""
-        return {str(b.source.path) for b in self.builders if not b.ready()}

@@ -204,6 +204,31 @@ class EmbeddedModelBuilder:
             marker.write_text((lines[-1] if lines else f"builder exited with code {returncode}") + "\n")
 
 
+class Builders:
+    """The embedded demo models' builders, driven together by the supervisor and gunicorn's start hook."""
+
+    def __init__(self, sources):
+        self.builders = [EmbeddedModelBuilder(s) for s in sources if s.embedded]
+
+    def build_now(self):
+        """Build every missing demo model, one after another; raise if one fails."""
+        for builder in self.builders:
+            builder.build_now()
+
+    def build_in_background(self):
+        """Start a build of each missing demo model (one subprocess each); never blocks."""
+        for builder in self.builders:
+            builder.build_in_background()
+
+    def ready(self):
+        """True when every demo model is built."""
+        return all(builder.ready() for builder in self.builders)
+
+    def not_ready_paths(self):
+        """The folders of demo models not built yet: jobs for them wait (others start)."""
+        return {str(b.source.path) for b in self.builders if not b.ready()}
+
+
 def _build_cli(path, demo=DEFAULT_DEMO):
     """Entry point of the background build subprocess."""
     try:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hunyuan_core import catalog, config, families, params
+from hunyuan_core import catalog, config, families, model_source, params
 from hunyuan_core.errors import InvalidInput
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
@@ -139,7 +139,7 @@ def test_an_unknown_name_lists_the_known_ones(tmp_path):
 
 def test_demo_builders_use_each_demos_own_builder(tmp_path):
     models = catalog.from_settings(settings(tmp_path, MODELS="demo-hunyuanvideo, demo-hunyuanvideo-1.5"))
-    builders = catalog.Builders(models.sources())
+    builders = model_source.Builders(models.sources())
     commands = [b._command()[1:] for b in builders.builders]
     assert commands[0] == ["-m", "runner.tiny_model", str(models.models[0].source.path)]
     assert commands[1] == ["-m", "runner.demo_models", "demo-hunyuanvideo-1.5", str(models.models[1].source.path)]

@@ -8,13 +8,16 @@ runner runs; generating with each family end to end is the runner's tests' job.
 import base64
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
 
 from hunyuan_core import families
 
-from .conftest import make_app
+from .conftest import ROOT, make_app
+from .server import free_port
 from .test_catalog import model_folder
 
 PROMPT = "A cat walks on the grass, realistic style."
@@ -259,3 +262,19 @@ def test_an_unknown_family_stops_the_app_naming_models(tmp_path):
     folder = model_folder(tmp_path, "sd", "StableDiffusionPipeline")
     with pytest.raises(ValueError, match="^MODELS: sd: "):
         make_app(tmp_path / "data", ENVIRON={"MODELS": f"demo-hunyuanvideo, {folder}"})
+
+
+def test_gunicorn_refuses_to_start_with_a_folder_of_no_hunyuanvideo_family(tmp_path):
+    folder = model_folder(tmp_path, "sd", "StableDiffusionPipeline")
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PORT": str(free_port()),
+           "WEB_CONCURRENCY": "1", "MODELS": f"demo-hunyuanvideo, {folder}"}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:hunyuan_api.gunicorn_conf", "wsgi:app"]
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"gunicorn kept running with a StableDiffusion folder in MODELS:\n{exc.stdout}")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "invalid configuration: MODELS: sd: " in output and "StableDiffusionPipeline" in output
+    # Nothing was built or started first: the check comes before the demo models are built.
+    assert not (tmp_path / "data" / "models").exists()
