@@ -17,6 +17,8 @@ from apispec import BasePlugin
 PREFIX = "/v1"
 # Where webargs files the errors of each part of a request; field names are what clients know.
 _LOCATIONS = ("json", "form", "query", "view_args", "files", "headers")
+# marshmallow's key for errors about the body as a whole, not one field.
+_WHOLE_BODY = "_schema"
 _TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
@@ -65,7 +67,7 @@ def body(payload, error):
     kind = (getattr(error, "data", None) or {}).get("kind")
     if errors:
         param = first_field(errors)
-        param = None if param == ma.SCHEMA else param  # the body as a whole, not one field
+        param = None if param == _WHOLE_BODY else param
         code = kind if kind and kind != "invalid_input" else _validation_code(_first_message(errors))
     else:
         param = None
