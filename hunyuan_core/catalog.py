@@ -145,6 +145,7 @@ class ServedModel:
         self.default = default
         self._family = family
         self._settings = settings
+        self._table = None
 
     @property
     def family(self):
@@ -158,8 +159,25 @@ class ServedModel:
 
     @property
     def parameters(self):
-        """The parameter table requests for this model are validated and resolved with."""
-        return parameter_table(self.family, self._settings, self.entry.options)
+        """The parameter table requests for this model are validated and resolved with.
+
+        Kept once everything it depends on could be read (the family, and a 1.5
+        model's resolution class); until then made afresh, so a folder that appears
+        later is taken as it is.
+        """
+        if self._table is not None:
+            return self._table
+        family = self.family
+        table = parameter_table(family, self._settings, self.entry.options)
+        settled = self._family is not None
+        if family.bucketed:
+            if (self.source.path / "transformer" / "config.json").is_file():
+                table = _bucket_defaults(table, family, families.target_size(self.source.path), self.entry.options)
+            else:
+                settled = False
+        if settled:
+            self._table = table
+        return table
 
     def describe(self, reveal_paths=True):
         """The model's state (model_source.describe) with its name, family and task."""
@@ -197,6 +215,27 @@ def parameter_table(family, settings, options=None):
             raise ValueError(f"{p.name}: need minimum <= default <= maximum, not {p.minimum}, {p.default}, "
                              f"{p.maximum}")
     return tuple(changed)
+
+
+def _bucket_defaults(table, family, target, options):
+    """A bucketed (1.5) model's table with its resolution class's defaults: size and flow shift.
+
+    The family's table names the 480p class's 848x480 and shift 5; a model of another
+    class (720p, or a demo's scaled-down one) makes its own 16:9 size, so a default
+    request needs no rounding, and takes Tencent's shift for its class (unless its
+    MODELS entry sets one). Ranges only widen to hold the defaults: a size /api/info
+    shows as the default is one a client may send back.
+    """
+    width, height = families.nearest_bucket(16, 9, target, family.size_multiple)
+    defaults = {"width": width, "height": height}
+    if "default_flow_shift" not in options:
+        defaults["flow_shift"] = families.recommended_flow_shift(family, target)
+    return tuple(
+        replace(p, default=defaults[p.name], minimum=min(p.minimum, defaults[p.name]),
+                maximum=max(p.maximum, defaults[p.name]))
+        if p.name in defaults else p
+        for p in table
+    )
 
 
 class Catalog:
