@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hunyuan_core import catalog, config, families, model_source, params
+from hunyuan_core import catalog, config, families, model_source, models_setting, params
 from hunyuan_core.errors import InvalidInput
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
@@ -28,7 +28,7 @@ def settings(tmp_path, **environ):
 
 
 def test_entries_take_names_options_demo_names_and_folders():
-    entries = catalog.parse(" demo-hunyuanvideo , fast=/models/hv15-480p;min_steps=8;DEFAULT_STEPS=8; max_steps=12,"
+    entries = models_setting.parse(" demo-hunyuanvideo , fast=/models/hv15-480p;min_steps=8;DEFAULT_STEPS=8; max_steps=12,"
                             "/models/other;max_flow_shift=20;default_flow_shift=17.5")
     assert [(e.name, e.source) for e in entries] == [
         ("demo-hunyuanvideo", "demo-hunyuanvideo"), ("fast", "/models/hv15-480p"), ("other", "/models/other")]
@@ -36,8 +36,8 @@ def test_entries_take_names_options_demo_names_and_folders():
     assert entries[1].options == {"min_steps": 8, "default_steps": 8, "max_steps": 12}
     assert entries[2].options == {"max_flow_shift": 20.0, "default_flow_shift": 17.5}
     # Paths may hold '=' after a name; a demo may be renamed.
-    assert catalog.parse("a=/x/b=c")[0].source == "/x/b=c"
-    assert catalog.parse("small=demo-hunyuanvideo-1.5")[0].name == "small"
+    assert models_setting.parse("a=/x/b=c")[0].source == "/x/b=c"
+    assert models_setting.parse("small=demo-hunyuanvideo-1.5")[0].name == "small"
 
 
 @pytest.mark.parametrize("value, words", [
