@@ -99,7 +99,12 @@ class Submitter:
             if image is not None:
                 # Saved before the job exists, so a runner never meets a job without its image.
                 job["image"] = store.save_input(job_id, image)
-            store.create(job)
+            try:
+                store.create(job)
+            except BaseException:
+                if image is not None:
+                    store.discard_input(job_id)  # no job, no input: nothing is left behind for nobody
+                raise
         if self.wake is not None:
             self.wake()
         return Submission(job)
