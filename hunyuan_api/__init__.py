@@ -32,7 +32,7 @@ def create_app(test_config=None):
     app = Flask(__name__)
     app.config.from_mapping(API_SETTINGS)
     app.config["SUPERVISOR_AUTOSTART"] = True
-    app.config["WORKER_COMMAND"] = None
+    app.config["WORK_COMMAND"] = None
     if test_config is None:
         app.config.update(config.from_environ())
     else:
@@ -54,7 +54,7 @@ def create_app(test_config=None):
         store,
         max_workers=app.config["MAX_WORKERS"],
         runtime=config.runner_runtime(app.config),
-        worker_command=app.config["WORKER_COMMAND"],
+        work_command=app.config["WORK_COMMAND"],
         job_timeout=app.config["JOB_TIMEOUT"],
         stall_seconds=app.config["RUNNER_STALL_SECONDS"],
         poll_interval=app.config["SUPERVISOR_POLL_INTERVAL"],

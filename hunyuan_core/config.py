@@ -73,7 +73,7 @@ def from_environ(environ=None):
             "RUNNER_STALL_SECONDS", env.get("RUNNER_STALL_SECONDS", f"{DEFAULT_STALL_SECONDS:g}"), 0
         ),
         "SUPERVISOR_POLL_INTERVAL": _float("SUPERVISOR_POLL_INTERVAL", env.get("SUPERVISOR_POLL_INTERVAL", "1"), 0.05),
-        # Seconds between checks of the job index against the job files (hunyuan_api/job_index.py).
+        # Seconds between checks of the job index against the job files (hunyuan_core/job_index.py).
         "INDEX_RECONCILE_SECONDS": _float("INDEX_RECONCILE_SECONDS", env.get("INDEX_RECONCILE_SECONDS", "30"), 0.1),
         "COMPUTE_DTYPE": compute,
         "WEIGHT_DTYPE": "float8_e4m3fn" if weights == "float8" else weights,
