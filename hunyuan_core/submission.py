@@ -33,7 +33,7 @@ class Submitter:
     """Queues jobs on one store, for the models of one catalog and one set of limits."""
 
     def __init__(self, store, models, wake, max_queue=0, min_free_disk_mb=0):
-        """`models` is a catalog.Catalog (or one ModelSource), `wake` what tells the supervisor a job is waiting (or None).
+        """`models` is a catalog.Catalog (or one ModelSource), `wake` what tells the supervisor a job waits (or None).
 
         Each model brings its parameter table (ranges and defaults as configured);
         `max_queue` and `min_free_disk_mb` 0 mean no limit.

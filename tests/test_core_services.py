@@ -178,7 +178,8 @@ def test_the_model_is_named_in_the_request_and_an_image_goes_with_image_to_video
     folder = tmp_path / "i2v"
     folder.mkdir()
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "HunyuanVideo15ImageToVideoPipeline"}))
-    settings = config.from_environ({"DATA_DIR": str(core_store.root), "MODELS": f"t2v={tmp_path / 'model'}, i2v={folder}"})
+    settings = config.from_environ({"DATA_DIR": str(core_store.root),
+                                    "MODELS": f"t2v={tmp_path / 'model'}, i2v={folder}"})
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model_index.json").write_text(json.dumps({"_class_name": "HunyuanVideoPipeline"}))
     submitter = Submitter(core_store, catalog.from_settings(settings), None)
@@ -190,7 +191,7 @@ def test_the_model_is_named_in_the_request_and_an_image_goes_with_image_to_video
     assert caught.value.status_code == 422 and caught.value.field == "image"
     with pytest.raises(errors.InvalidInput, match="^Invalid request: image: t2v is a text-to-video model"):
         submitter.submit(REQUEST, image=image)
-    with pytest.raises(errors.InvalidInput, match="^Invalid request: model: Unknown model 'x'; known models: t2v, i2v."):
+    with pytest.raises(errors.InvalidInput, match="^Invalid request: model: Unknown model 'x'; known models: t2v, i2v"):
         submitter.submit(dict(REQUEST, model="x"), image=image)
     assert core_store.list()[0] == []
     job = submitter.submit(dict(REQUEST, model="i2v"), image=image).job

@@ -291,7 +291,8 @@ def test_a_15_model_of_another_resolution_class_defaults_to_its_own_16_9_size_an
     assert (small["width"]["default"], small["height"]["default"], small["height"]["minimum"]) == (336, 192, 192)
     assert small["flow_shift"]["default"] == 5.0
     assert (models["hv15-720p"]["width"]["default"], models["hv15-720p"]["height"]["default"]) == (1280, 720)
-    assert models["hv15-720p"]["flow_shift"]["default"] == 9.0 and models["hv15-720p-i2v"]["flow_shift"]["default"] == 7.0
+    assert models["hv15-720p"]["flow_shift"]["default"] == 9.0
+    assert models["hv15-720p-i2v"]["flow_shift"]["default"] == 7.0
     assert models["tuned"]["flow_shift"]["default"] == 8.0
     body = post(client, {"prompt": PROMPT, "model": "hv15-demo-sized"})
     assert (body["params"]["width"], body["params"]["height"]) == (336, 192)
