@@ -146,7 +146,9 @@ class Catalog:
         try:
             return self.by_name[name]
         except (KeyError, TypeError):
-            raise InvalidInput("model", f"Unknown model {name!r}; known models: {', '.join(self.names)}.") from None
+            # repr() shows control characters escaped; a long name is cut, not echoed whole.
+            shown = repr(name) if len(str(name)) <= 64 else repr(str(name)[:64]) + "..."
+            raise InvalidInput("model", f"Unknown model {shown}; known models: {', '.join(self.names)}.") from None
 
     def lookup(self, name):
         """The model called `name`, or the default when there is none (for range checks before the name's own)."""

@@ -73,6 +73,8 @@ def test_an_unknown_model_is_a_422_listing_the_known_ones(client):
     assert body["detail"] == "Invalid request: model: Unknown model 'hv2'; known models: hv, hv15, i2v, fast, hvi2v."
     assert body["errors"] == {"json": {"model": ["Unknown model 'hv2'; known models: hv, hv15, i2v, fast, hvi2v."]}}
     assert post(client, {"prompt": PROMPT, "model": 5}, 422)["detail"] == "Invalid request: model: Not a valid string."
+    detail = post(client, {"prompt": PROMPT, "model": "\x1b[2J" + "x" * 5000}, 422)["detail"]
+    assert "\x1b" not in detail and len(detail) < 300 and "'\\x1b[2J" in detail
 
 
 def test_without_model_the_first_one_is_used_with_the_api_documents_defaults(client, store, folders):
