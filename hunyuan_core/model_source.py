@@ -81,7 +81,8 @@ def describe(source, reveal_paths=True):
             if source.embedded
             else f"HunyuanVideo weights loaded from {source.setting} with diffusers' HunyuanVideoPipeline."
             if source.setting == "MODEL_PATH"
-            else f"HunyuanVideo weights loaded from {source.setting} with the diffusers pipeline its model_index.json names."
+            else f"HunyuanVideo weights loaded from {source.setting} with the diffusers pipeline its "
+            "model_index.json names."
         ),
         "ready": False,
         "problem": None,
