@@ -38,7 +38,9 @@ API_SETTINGS = {
                 "Text-to-video and image-to-video generation with Tencent's HunyuanVideo (13B and 1.5 models; "
                 "GET /api/info lists the ones this server offers). Submit a job with POST /api/generate, "
                 "poll GET /api/status/{job_id}, then download the MP4 from the video_url it returns. "
-                "Every error body carries a human-readable `detail`."
+                "Every error body under /api carries a human-readable `detail`. /v1/videos is the same jobs in "
+                "the protocol of OpenAI's Videos API (the official `openai` SDKs' client.videos), with errors in "
+                "OpenAI's shape: {\"error\": {message, type, param, code}}."
             )
         }
     },

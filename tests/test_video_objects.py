@@ -69,7 +69,8 @@ def test_a_video_object_for_each_status():
     assert (finished["status"], finished["progress"], finished["size"]) == ("completed", 100, "512x384")
     assert finished["expires_at"] == finished["completed_at"] + 3600 >= finished["created_at"]
     failed = video_objects.video_object(mark_finished(job(), JobStatus.FAILED, Phase.FAILED, "Out of memory."))
-    assert failed["status"] == "failed" and failed["error"] == {"code": "generation_failed", "message": "Out of memory."}
+    assert failed["status"] == "failed"
+    assert failed["error"] == {"code": "generation_failed", "message": "Out of memory."}
     canceled = video_objects.video_object(mark_finished(job(), JobStatus.CANCELED, Phase.CANCELED))
     assert canceled["status"] == "failed" and canceled["error"]["code"] == "canceled"
     stamped = job("completed", finished_at="2026-01-01T00:00:00.000+00:00", expires_at="2026-01-02T00:00:00.000+00:00")
