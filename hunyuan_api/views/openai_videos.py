@@ -152,7 +152,8 @@ class Videos(MethodView):
         """
         fields, data = _create_body()
         if isinstance(fields, dict):
-            fields = video_objects.generation_fields(fields, services().models.lookup(fields.get("model")))
+            # The model first: size and seconds are judged by its ranges (an unknown one is a 422 naming it).
+            fields = video_objects.generation_fields(fields, services().models.get(fields.get("model")))
         request = _load(fields)
         image = images.decode_image(data, INPUT_REFERENCE) if data is not None else None
         submitted = _submit(request, image, idempotency_key=flask_request.headers.get(idempotency.HEADER))
