@@ -77,9 +77,11 @@ class Submitter:
         # key at once make one job, and the queue cap is not overshot by a race.
         with store.locked():
             if key is not None:
-                # The digest covers what the body names and what it resolves to: the model and the image.
-                digest = idempotency.request_digest(dict(
-                    request, model=served.name, image=None if image is None else image.sha256))
+                # The digest covers the body as sent (a `model` it names included) and the image's
+                # content; a text-only body digests as it did before images existed, so keys
+                # given before an upgrade still find their jobs.
+                digest = idempotency.request_digest(
+                    request if image is None else dict(request, image=image.sha256))
                 earlier = idempotency.find(store, key, digest, owner)  # KeyConflict is a Conflict
                 if earlier is not None:
                     return Submission(earlier, earlier=True)
