@@ -17,8 +17,9 @@ from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
 from . import api as api_errors
-from . import auth, body_limits
+from . import auth, body_limits, openai_errors
 from .api import API_SETTINGS, Api
+from .schemas.openai_videos import VideoCreateFormSchema, VideoCreateSchema
 from .schemas.submission import GenerateFormRequestSchema, GenerateRequestSchema
 from .services import Services
 
@@ -66,12 +67,13 @@ def create_app(test_config=None):
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
                                              submitter=submitter, models=models)
 
-    from .views import control, events, files, jobs, logs, metrics, pages, service
+    from .views import control, events, files, jobs, logs, metrics, openai_videos, pages, service
 
     api = Api(app)
     api_errors.install(app, api)
     auth.install(app, api)
     body_limits.install(app, api)
+    openai_errors.install_docs(api)
     api.register_blueprint(service.blp)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(files.blp)
@@ -79,9 +81,12 @@ def create_app(test_config=None):
     api.register_blueprint(logs.blp)
     api.register_blueprint(metrics.blp)
     api.register_blueprint(control.blp)
+    api.register_blueprint(openai_videos.blp)
     app.register_blueprint(pages.blp)
     api.spec.components.schema("GenerateRequest", schema=GenerateRequestSchema)
     api.spec.components.schema("GenerateFormRequest", schema=GenerateFormRequestSchema)
+    api.spec.components.schema("VideoCreate", schema=VideoCreateSchema)
+    api.spec.components.schema("VideoCreateForm", schema=VideoCreateFormSchema)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:

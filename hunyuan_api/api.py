@@ -1,6 +1,8 @@
 """flask-smorest's Api, its settings and Blueprint, with error bodies that carry the API document's `detail` field.
 
 The service's own errors (hunyuan_core/errors.py) are answered through the same handler (`install`).
+Under /v1 (the OpenAI-compatible face, views/openai_videos.py) the same handler
+answers in OpenAI's shape instead (openai_errors.py); the status is the same.
 """
 
 import json
@@ -16,6 +18,8 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 
 from hunyuan_core import __version__
 from hunyuan_core.errors import InvalidInput, ServiceError
+
+from . import openai_errors
 
 # flask-smorest's OpenAPI settings; the docs' scripts are served locally (see views/pages.py).
 API_SETTINGS = {
@@ -34,7 +38,9 @@ API_SETTINGS = {
                 "Text-to-video and image-to-video generation with Tencent's HunyuanVideo (13B and 1.5 models; "
                 "GET /api/info lists the ones this server offers). Submit a job with POST /api/generate, "
                 "poll GET /api/status/{job_id}, then download the MP4 from the video_url it returns. "
-                "Every error body carries a human-readable `detail`."
+                "Every error body under /api carries a human-readable `detail`. /v1/videos is the same jobs in "
+                "the protocol of OpenAI's Videos API (the official `openai` SDKs' client.videos), with errors in "
+                "OpenAI's shape: {\"error\": {message, type, param, code}}."
             )
         }
     },
@@ -80,6 +86,8 @@ class Api(SmorestApi):
             payload["detail"] = payload["message"]
         else:
             payload["detail"] = error.description or error.name
+        if openai_errors.speaks_openai(request.path):
+            return openai_errors.body(payload, error), code, headers
         return payload, code, headers
 
 
@@ -128,7 +136,8 @@ def http_error(error):
     """The HTTPException flask-smorest's `abort` would raise for the service error `error` (detail, headers)."""
     exception_class = InsufficientStorage if error.status_code == 507 else default_exceptions[error.status_code]
     exception = exception_class()
-    exception.data = {"message": error.detail, "headers": error.headers}
+    # `kind` is read by the /v1 face only (its `code`); /api bodies are built from message, errors and headers.
+    exception.data = {"message": error.detail, "headers": error.headers, "kind": error.kind}
     if isinstance(error, InvalidInput):
         # Listed under its field as a schema's errors are; `detail` comes out the same words.
         location = "form" if request.mimetype == "multipart/form-data" else "json"

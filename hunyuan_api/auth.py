@@ -1,4 +1,4 @@
-"""API keys: with API_KEY set, /api/* and /metrics need `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+"""API keys: with API_KEY set, /api/*, /v1/* and /metrics need `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 
 Everything a person opens in a browser before having a key stays open: `/`,
 `/health`, the docs and their assets, and the web UI under `/ui` (which asks for
@@ -28,12 +28,12 @@ SCHEMES = {
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER, "description": "X-API-Key: <API_KEY>"},
 }
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
-_PROTECTED_PREFIXES = ("/api/", "/metrics")
+_PROTECTED_PREFIXES = ("/api/", "/v1/", "/metrics")
 
 
 def is_protected(path):
-    """True for the paths that need a key when one is configured."""
-    return path == "/api" or path.startswith(_PROTECTED_PREFIXES)
+    """True for the paths that need a key when one is configured (/v1/*: the OpenAI-compatible face)."""
+    return path in ("/api", "/v1") or path.startswith(_PROTECTED_PREFIXES)
 
 
 def presented_key():

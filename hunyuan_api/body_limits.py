@@ -12,7 +12,8 @@ truncated rest: a 400 for the wrong reason, or worse, a truncated upload.)
 
 A third limit exists only where an image-to-video model is configured
 (app.config["ACCEPTS_IMAGES"], False by default): a JSON POST /api/generate may
-then carry its image as a base64 data: URL, so its limit is what an image of
+then carry its image as a base64 data: URL (and a JSON POST /v1/videos its
+`input_reference`), so its limit is what an image of
 MAX_UPLOAD_MB takes in base64 (4 characters per 3 bytes) plus MAX_BODY_KB for the
 rest of the body. A text-only service keeps the small JSON limit.
 """
@@ -24,8 +25,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 KIB = 1024
 MIB = 1024 * 1024
 UPLOAD_MIMETYPE = "multipart/form-data"
-# The one route whose JSON body may carry an image (as a data: URL).
-IMAGE_JSON_ROUTE = ("POST", "/api/generate")
+# The routes whose JSON body may carry an image (as a data: URL).
+IMAGE_JSON_ROUTES = (("POST", "/api/generate"), ("POST", "/v1/videos"))
 
 
 def limits(settings):
@@ -34,7 +35,7 @@ def limits(settings):
 
 
 def image_json_limit(settings):
-    """The byte limit of a JSON POST /api/generate carrying an image as a data: URL."""
+    """The byte limit of a JSON POST /api/generate (or /v1/videos) carrying an image as a data: URL."""
     body, upload = limits(settings)
     return -(-upload // 3) * 4 + body  # base64 of `upload` bytes, rounded up to whole 4-character groups
 
@@ -44,7 +45,7 @@ def _applicable(settings):
     body, upload = limits(settings)
     if request.mimetype == UPLOAD_MIMETYPE:
         return upload, "MAX_UPLOAD_MB"
-    if settings.get("ACCEPTS_IMAGES") and (request.method, request.path) == IMAGE_JSON_ROUTE:
+    if settings.get("ACCEPTS_IMAGES") and (request.method, request.path) in IMAGE_JSON_ROUTES:
         return image_json_limit(settings), "MAX_UPLOAD_MB in base64, plus MAX_BODY_KB"
     return body, "MAX_BODY_KB"
 

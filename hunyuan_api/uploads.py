@@ -43,9 +43,10 @@ class GenerateBody:
         return iter((self.fields, self.image, self.source))
 
 
-def generate_body(flask_request, schema=None):
+def generate_body(flask_request, schema=None, image_field=IMAGE_FIELD):
     """Read the body of POST /api/generate into a GenerateBody; raise InvalidInput (422) for a bad one.
 
+    `image_field` names the image's field (POST /v1/videos calls it `input_reference`).
     multipart/form-data: one `image` file part, every other field a form field
     (converted by `form_values` for `schema` when one is given). Anything else is
     read as JSON (a malformed body is the same 400 as everywhere); its `image`,
@@ -53,30 +54,30 @@ def generate_body(flask_request, schema=None):
     back as is, for the schema to refuse.
     """
     if flask_request.mimetype == UPLOAD_MIMETYPE:
-        return _multipart(flask_request, schema)
+        return _multipart(flask_request, schema, image_field)
     data = RequestParser().load_json(flask_request, schema)
     if data is missing:
         data = {}
-    if not isinstance(data, dict) or data.get(IMAGE_FIELD) is None:
+    if not isinstance(data, dict) or data.get(image_field) is None:
         if isinstance(data, dict):
-            data = {key: value for key, value in data.items() if key != IMAGE_FIELD}
+            data = {key: value for key, value in data.items() if key != image_field}
         return GenerateBody(data, None, None)
-    fields = {key: value for key, value in data.items() if key != IMAGE_FIELD}
-    return GenerateBody(fields, parse_data_url(data[IMAGE_FIELD], IMAGE_FIELD), FROM_DATA_URL)
+    fields = {key: value for key, value in data.items() if key != image_field}
+    return GenerateBody(fields, parse_data_url(data[image_field], image_field), FROM_DATA_URL)
 
 
-def _multipart(flask_request, schema):
+def _multipart(flask_request, schema, image_field):
     # A browser sends an empty, nameless part for a file input left empty: that is no image.
-    parts = [part for part in flask_request.files.getlist(IMAGE_FIELD) if part.filename or _has_data(part)]
+    parts = [part for part in flask_request.files.getlist(image_field) if part.filename or _has_data(part)]
     if len(parts) > 1:
-        raise InvalidInput(IMAGE_FIELD, f"{len(parts)} images given; send one image file part")
-    if IMAGE_FIELD in flask_request.form:
+        raise InvalidInput(image_field, f"{len(parts)} images given; send one image file part")
+    if image_field in flask_request.form:
         if parts:
-            raise InvalidInput(IMAGE_FIELD, "Given both as a file part and as a form field; send it once, as a file")
-        raise InvalidInput(IMAGE_FIELD, "Must be a file part (an image file) in a multipart body, not a text field")
+            raise InvalidInput(image_field, "Given both as a file part and as a form field; send it once, as a file")
+        raise InvalidInput(image_field, "Must be a file part (an image file) in a multipart body, not a text field")
     for name in flask_request.files:
-        if name != IMAGE_FIELD:
-            raise InvalidInput(name, "Must be a form field, not a file part; only image is a file")
+        if name != image_field:
+            raise InvalidInput(name, f"Must be a form field, not a file part; only {image_field} is a file")
     fields = {}
     for name in flask_request.form:
         values = flask_request.form.getlist(name)

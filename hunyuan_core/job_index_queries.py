@@ -41,6 +41,30 @@ class IndexQueries:
                                   "LIMIT ?", [*args, -1 if limit is None else limit]).fetchall()
         return [row[0] for row in rows], total
 
+    def page_after(self, after=None, limit=20, order="desc", owner=None, every_owner=True):
+        """`(ids, has_more)`: up to `limit` readable jobs after the job `after` (None: from the start), by age.
+
+        `order` "desc" is newest first, "asc" oldest first; with `every_owner` False
+        only `owner`'s jobs count, `after` included. Raises LookupError when `after` is
+        no such job (or not the owner's). One index look-up, limit + 1 rows.
+        """
+        where, args = ["unreadable IS NULL"], []
+        if not every_owner:
+            where.append("owner = ?" if owner is not None else "0")
+            args += [owner] if owner is not None else []
+        if after is not None:
+            found = self._query(f"SELECT created_at, job_id FROM jobs WHERE job_id = ? AND {' AND '.join(where)}",
+                                [after, *args])
+            if not found:
+                raise LookupError(after)
+            where.append("(created_at, job_id) " + ("<" if order == "desc" else ">") + " (?, ?)")
+            args += list(found[0])
+        direction = "DESC" if order == "desc" else "ASC"
+        rows = self._query(f"SELECT job_id FROM jobs WHERE {' AND '.join(where)} "
+                           f"ORDER BY created_at {direction}, job_id {direction} LIMIT ?", [*args, limit + 1])
+        ids = [row[0] for row in rows]
+        return ids[:limit], len(ids) > limit
+
     def unfinished_ids(self):
         """Ids of queued and processing jobs, oldest first."""
         return [row[0] for row in self._query("SELECT job_id FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 "

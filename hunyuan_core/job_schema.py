@@ -269,4 +269,6 @@ _TOP = {
     "idempotency_key_sha256": nullable(sha256_hex),
     # The name of the API key that created the job (auth.may_see compares it).
     "owner": _TEXT,
+    # The job this one remixes (POST /v1/videos/{id}/remix): its settings, another prompt.
+    "remixed_from_video_id": _TEXT,
 }

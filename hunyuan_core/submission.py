@@ -44,12 +44,13 @@ class Submitter:
         self.max_queue = max_queue
         self.min_free_disk_mb = min_free_disk_mb
 
-    def submit(self, request, owner=None, idempotency_key=None, image=None):
+    def submit(self, request, owner=None, idempotency_key=None, image=None, remixed_from=None):
         """Queue a job for the validated `request` dict, for `owner` (an API key's name, or None).
 
         `request["model"]` names the model (absent: the default one); `image` is the
         decoded input image (hunyuan_core.images.InputImage) of an image-to-video
-        request, or None. Returns a Submission. Raises InvalidInput for an unknown
+        request, or None; `remixed_from` the id of the job this one remixes (recorded
+        as `remixed_from_video_id`), or None. Returns a Submission. Raises InvalidInput for an unknown
         model or an image the model cannot take (or lacks), ModelNotReady
         (Retry-After), BadRequest for a malformed key, Conflict for a key used
         before with another request, QueueFull (Retry-After) or InsufficientStorage.
@@ -94,6 +95,8 @@ class Submitter:
                 model=served.job_model(),
                 owner=owner,
             )
+            if remixed_from is not None:
+                job["remixed_from_video_id"] = remixed_from
             if request.get("webhook_url"):
                 job["webhook"] = webhooks.new_delivery(request["webhook_url"])
             if key is not None:
