@@ -62,16 +62,17 @@ def _finish(store, job_id, returncode, stopped_because=None):
         if not JobStatus(job["status"]).is_terminal:
             mark_failed(job, reason[0].upper() + reason[1:] + f". See the job log: logs/{job_id}.log")
 
+    # The work process has ended: a completed job's video was already moved into place, so a
+    # partial file left now is a broken one. Removed before the end is recorded, so whoever sees
+    # the job failed finds nothing half-written.
+    store.partial_video_path(job_id).unlink(missing_ok=True)
     try:
-        job = store.update(job_id, finish)
+        return store.update(job_id, finish)
     except JobNotFound:
         return None
     except JobFileUnreadable as exc:
         _say(f"cannot record the end: {exc}")
         return None
-    if job["status"] == JobStatus.FAILED.value:
-        store.partial_video_path(job_id).unlink(missing_ok=True)
-    return job
 
 
 def run(job_id, data_dir, work_command, timeout, stall_seconds=heartbeat.DEFAULT_STALL_SECONDS):

@@ -215,11 +215,12 @@ def main(argv=None):
     except Exception as exc:
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}"
+        # Removed before the failure is recorded: whoever sees the job failed finds nothing half-written.
+        store.partial_video_path(args.job_id).unlink(missing_ok=True)
         try:
             store.update(args.job_id, lambda record: mark_failed(record, message))
         except (JobNotFound, JobFileUnreadable) as lost:
             _log(f"cannot record the failure: {lost}")
-        store.partial_video_path(args.job_id).unlink(missing_ok=True)
         _log(f"job failed after {time.monotonic() - started:.1f} s: {message}")
         return 1
     _log(f"job completed in {time.monotonic() - started:.1f} s")
