@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from hunyuan_core.run_plan import stage_components
 from runner import demo_models
 from runner.stage_options import prompt_template
 
@@ -37,14 +38,15 @@ def _config(model_dir, component):
 class Calls13B:
     """HunyuanVideoPipeline (13B text-to-video): Llama + CLIP, embedded guidance, true CFG as an option."""
 
-    text_components = ("text_encoder", "text_encoder_2")
-    image_components = ()
     # Components the pipeline is made without: each is loaded by its stage.
     deferred = ("text_encoder", "text_encoder_2", "transformer", "vae")
 
     def __init__(self, family, model_dir):
         self.family = family
         self.model_dir = str(model_dir)
+        # What the text and image stages load: the core's stage table (hunyuan_core/run_plan.py).
+        self.text_components = stage_components(family.name, "text_encoders")
+        self.image_components = stage_components(family.name, IMAGE_STAGE)
 
     def construct(self, pipeline_class):
         """The pipeline with tokenizers and scheduler only."""
@@ -98,8 +100,6 @@ class Calls13B:
 
 class Calls13BImage(Calls13B):
     """HunyuanVideoImageToVideoPipeline: Llava encodes the prompt with the image; the VAE encodes the image."""
-
-    image_components = ("vae",)
 
     def construct(self, pipeline_class):
         pipe = super().construct(pipeline_class)
@@ -221,8 +221,6 @@ class Calls15(Calls13B):
 class Calls15Image(Calls15):
     """HunyuanVideo15ImageToVideoPipeline: as 1.5, plus SigLIP and the VAE-encoded first frame."""
 
-    image_components = ("image_encoder", "vae")
-
     def encode_image(self, pipe, params, image, device, compute):
         """SigLIP's embedding and the VAE latents of the image, cropped to its bucket as the pipeline does."""
         processor = pipe.video_processor
@@ -231,10 +229,12 @@ class Calls15Image(Calls15):
         if (width, height) != (params["width"], params["height"]):
             raise ValueError(f"the model makes {width}x{height} videos from this image, but the job asks for "
                              f"{params['width']}x{params['height']}")
-        image = processor.resize(image, height=height, width=width, resize_mode="crop")
-        embeds = pipe.encode_image(image=image, batch_size=1, device=device, dtype=compute)
-        latents = pipe._get_image_latents(vae=pipe.vae, image_processor=processor, image=image, height=height,
+        cropped = processor.resize(image, height=height, width=width, resize_mode="crop")
+        embeds = pipe.encode_image(image=cropped, batch_size=1, device=device, dtype=compute)
+        latents = pipe._get_image_latents(vae=pipe.vae, image_processor=processor, image=cropped, height=height,
                                           width=width, device=device)
+        # The original goes to __call__, which picks the same bucket from it (a bucket-sized
+        # picture may itself lie nearer another bucket).
         return {"image": image, "image_embeds": embeds, "image_latents": latents}
 
     def call(self, pipe, params, prompt_kwargs, condition, on_step, generator):

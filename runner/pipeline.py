@@ -65,7 +65,7 @@ class StagedPipeline:
         }
         self.step_cache = step_cache
         self.keep_loaded = keep_loaded  # tests reuse one pipeline for many renders
-        self.memory = StageMemory()
+        self.memory = StageMemory(torch.cuda if device == "cuda" else None)
         self.index = json.loads((Path(model_dir) / "model_index.json").read_text())
         self.family = families.family_of(model_dir)
         self.calls = calls_for(self.family, model_dir)
