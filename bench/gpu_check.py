@@ -120,18 +120,29 @@ def run_one(label, folder, device, size, data_dir):
     return row
 
 
+def _decoded(path):
+    """(frames, width, height) of the MP4 decoded: by PyAV (another FFmpeg build than the writer's)
+    where it is installed, else by the service's own reader."""
+    try:
+        import av
+    except ImportError:
+        from runner import video_file
+
+        found = video_file.probe(path)
+        return found["frames"], found["width"], found["height"]
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return count, stream.codec_context.width, stream.codec_context.height
+
+
 def _check_video(store, job, family, folder):
     """None if the MP4 decodes to the frames and size the family makes, else what is wrong."""
-    import av
-
     params = job["params"]
     expected = (families.output_frame_count(family, folder, params["video_length"]), params["width"],
                 params["height"])
     try:
-        with av.open(str(store.video_path(job["job_id"]))) as container:
-            stream = container.streams.video[0]
-            count = sum(1 for _ in container.decode(stream))
-            found = (count, stream.codec_context.width, stream.codec_context.height)
+        found = _decoded(store.video_path(job["job_id"]))
     except Exception as exc:  # any decoding failure is the finding
         return f"the MP4 does not decode: {exc}"
     if found != expected:
