@@ -8,12 +8,11 @@ process group is killed: the work process cannot write "completed" in between
 
 The runner's end (`runner.ended_at`) is recorded here only if no process of the job
 is left alive after the wait; otherwise the supervisor's tick records it once they
-are gone, and until then the job keeps its worker slot.
+are gone, and until then the job keeps its runner slot.
 """
 
 import time
 
-from filelock import FileLock
 
 from . import processes
 from .errors import Conflict
@@ -38,7 +37,7 @@ def cancel_job(store, job_id):
     CannotCancel for a finished one. Partial files (the video being written) are
     removed; the job file and its log are kept.
     """
-    with FileLock(store.lock_path("supervisor")), store.locked():
+    with store.supervisor_lock(), store.locked():
         job = store.get(job_id)
         status = JobStatus(job["status"])
         if status.is_terminal:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 
+from . import models_setting
 from .heartbeat import DEFAULT_STALL_SECONDS
 from .webhook_guard import parse_networks
 
@@ -60,6 +61,8 @@ def from_environ(environ=None):
     return {
         "DATA_DIR": os.path.abspath(env.get("DATA_DIR", "data")),
         "MODEL_PATH": env.get("MODEL_PATH", "").strip(),
+        # The models offered (hunyuan_core/models_setting.py, catalog.py); empty: MODEL_PATH, else the 13B demo model.
+        "MODELS": models_setting.parse(env["MODELS"]) if env.get("MODELS", "").strip() else (),
         "MAX_WORKERS": max_workers,
         # 0: each runner takes cores / runners alive, re-checked as jobs come and go.
         "RUNNER_THREADS": _int("RUNNER_THREADS", env.get("RUNNER_THREADS", "0"), 0),
@@ -70,7 +73,7 @@ def from_environ(environ=None):
             "RUNNER_STALL_SECONDS", env.get("RUNNER_STALL_SECONDS", f"{DEFAULT_STALL_SECONDS:g}"), 0
         ),
         "SUPERVISOR_POLL_INTERVAL": _float("SUPERVISOR_POLL_INTERVAL", env.get("SUPERVISOR_POLL_INTERVAL", "1"), 0.05),
-        # Seconds between checks of the job index against the job files (hunyuan_api/job_index.py).
+        # Seconds between checks of the job index against the job files (hunyuan_core/job_index.py).
         "INDEX_RECONCILE_SECONDS": _float("INDEX_RECONCILE_SECONDS", env.get("INDEX_RECONCILE_SECONDS", "30"), 0.1),
         "COMPUTE_DTYPE": compute,
         "WEIGHT_DTYPE": "float8_e4m3fn" if weights == "float8" else weights,

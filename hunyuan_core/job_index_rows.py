@@ -1,4 +1,4 @@
-"""The job index's table, and how a job file becomes one row of it (hunyuan_api/job_index.py uses them)."""
+"""The job index's table, and how a job file becomes one row of it (hunyuan_core/job_index.py uses them)."""
 
 import json
 import os

@@ -9,12 +9,15 @@ Layout of the data folder (see docs/job-file.md for the job file itself):
     inputs/<job_id>.png   the input image of an image-to-video job (hunyuan_core/images.py), normalized
     heartbeats/<job_id>   touched by a running job's work process as it progresses (hunyuan_core/heartbeat.py)
     locks/                lock files; never the files they protect
-    index.sqlite3         the job index (hunyuan_api/job_index.py), rebuilt from jobs/ when missing
+    index.sqlite3         the job index (hunyuan_core/job_index.py), rebuilt from jobs/ when missing
 
 Every read-modify-write happens under one store-wide file lock, so a progress
 update from a runner and a status change from a web worker can never overwrite
 each other. Readers take no lock: writes are atomic renames, so a file is always
 either the old or the new version.
+
+Somewhat over 300 lines, on purpose: every file a job owns is named, written and
+removed by this one class, so nothing else in the project spells a job's paths.
 """
 
 import json
@@ -35,6 +38,9 @@ from .regular_file import NotARegularFile, open_regular, remove
 # A job record is a few kilobytes (a prompt is at most 2000 characters); a file far
 # larger than any record is refused before it is read into memory.
 MAX_JOB_FILE_BYTES = 4 * 1024 * 1024
+# The lock whoever starts, stops or removes a runner holds (supervisor, guard, cancel, delete): held, no
+# runner slot changes hands. Its name is spelled here only.
+SUPERVISOR_LOCK = "supervisor"
 # Records kept for read_many(shared=True): a few listing pages' worth.
 SHARED_RECORDS = 1000
 
@@ -105,6 +111,10 @@ class JobStore:
     def heartbeat_path(self, job_id):
         """The file a running job's work process touches as it makes progress."""
         return self.heartbeats_dir / job_id
+
+    def supervisor_lock(self):
+        """The supervisor lock (SUPERVISOR_LOCK): held while runner slots are counted, filled or freed."""
+        return FileLock(self.lock_path(SUPERVISOR_LOCK))
 
     def lock_path(self, name):
         """A lock file in the store's locks folder."""

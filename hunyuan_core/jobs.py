@@ -9,7 +9,6 @@ see every job, since its owner cannot be read. Errors are hunyuan_core/errors.py
 import time
 from dataclasses import dataclass
 
-from filelock import FileLock
 
 from . import processes
 from .cancel import cancel_job
@@ -127,7 +126,7 @@ def delete(store, job_id, access, wait=RUNNER_EXIT_WAIT_SECONDS):
     but its runner processes are still exiting after `wait` seconds.
     """
     # The supervisor's lock keeps a queued job from being started while it is deleted.
-    with FileLock(store.lock_path("supervisor")):
+    with store.supervisor_lock():
         try:
             job = store.get(job_id)
         except JobNotFound:
@@ -139,7 +138,7 @@ def delete(store, job_id, access, wait=RUNNER_EXIT_WAIT_SECONDS):
         if job is not None and job["status"] == JobStatus.PROCESSING.value:
             raise BadRequest("Cannot delete job that is currently processing")
         if job is not None and not _runner_gone(job, wait):
-            # Its record is what holds its worker slot: deleting it now would let one more
+            # Its record is what holds its runner slot: deleting it now would let one more
             # runner start than MAX_WORKERS while these processes still run.
             raise Conflict(
                 "The job has finished but its runner processes are still exiting; try again in a moment",

@@ -1,9 +1,9 @@
 """Prometheus metrics computed from the job index at scrape time.
 
-Every gunicorn worker can answer a scrape, and each would count differently if
+Every web worker (gunicorn process) can answer a scrape, and each would count differently if
 metrics lived in process memory. Here nothing does: each scrape reads the job
-index beside the job files (hunyuan_api/job_index.py, shared by every worker and
-runner), so any worker gives the same answer and no prometheus_client
+index beside the job files (hunyuan_core/job_index.py, shared by every web worker and
+runner), so any web worker gives the same answer and no prometheus_client
 multiprocess mode is needed. The figures of finished jobs are cached per process
 until the index says a finished job changed (its finished-jobs generation). Durations come from the records of finished jobs (`started_at`,
 `finished_at`, `timings`, `step`, `step_seconds`), so histograms and summaries
@@ -13,7 +13,7 @@ as a counter reset (rate() and increase() handle that).
 
 The collector is registered in its own CollectorRegistry, never prometheus_client's
 global default registry (which would add this process's own figures, different
-in every worker).
+in every web worker).
 """
 
 import bisect

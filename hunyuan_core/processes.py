@@ -56,7 +56,7 @@ def runner_alive(job):
     runner = job.get("runner")
     if not isinstance(runner, dict):
         return False
-    return is_alive(runner.get("guard")) or is_alive(runner.get("worker"))
+    return is_alive(runner.get("guard")) or is_alive(runner.get("worker"))  # "worker": the work process (its key since format 1)
 
 
 def kill_runner(runner, sig=signal.SIGKILL):
@@ -69,16 +69,16 @@ def kill_runner(runner, sig=signal.SIGKILL):
     group signal reaches (a guard started by hand does not lead a group).
     """
     runner = runner if isinstance(runner, dict) else {}
-    guard, worker = runner.get("guard"), runner.get("worker")
+    guard, work = runner.get("guard"), runner.get("worker")
     group = guard.get("pid") if isinstance(guard, dict) else None
     # Only a group a live process of this runner is in: with the guard gone, its pid is still in
     # use as that group's id, so it cannot belong to an unrelated group.
-    if group and any(is_alive(identity) and _group_of(identity["pid"]) == group for identity in (guard, worker)):
+    if group and any(is_alive(identity) and _group_of(identity["pid"]) == group for identity in (guard, work)):
         try:
             os.killpg(group, sig)
         except (ProcessLookupError, PermissionError):
             pass
-    for identity in (guard, worker):
+    for identity in (guard, work):
         if is_alive(identity):
             try:
                 os.kill(identity["pid"], sig)

@@ -1,7 +1,7 @@
 """Starts a runner process for each queued job, never more than MAX_WORKERS at once.
 
-Every gunicorn worker runs one Supervisor thread; they coordinate through a file
-lock, so the cap holds across all workers and processes. Under that lock a tick:
+Every web worker (gunicorn process) runs one Supervisor thread; they coordinate
+through a file lock, so the cap holds across all web workers and processes. Under that lock a tick:
 
 1. finds jobs whose runner processes have all gone without finishing the job and
    marks them failed (the runner's guard normally does this itself, with the exit
@@ -9,7 +9,7 @@ lock, so the cap holds across all workers and processes. Under that lock a tick:
 2. stops runners whose progress heartbeat has been quiet for twice the stall limit
    (their guard stops them at the limit itself; this catches a guard that was
    killed or is stuck) and fails their jobs with a sentence saying they stalled;
-3. counts the slots in use: a job holds its slot while any of its runner
+3. counts the runner slots in use: a job holds its slot while any of its runner
    processes is alive (processes.runner_alive), whatever its status says, so a
    runner that has written "completed" but not yet exited still counts against the cap;
 4. starts runners for the oldest queued jobs while slots are free.
@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 
-from filelock import FileLock
 
 from . import PROJECT_ROOT, heartbeat, processes
 from .job_record import JobStatus, Phase, mark_failed, utc_now
@@ -33,7 +32,7 @@ from .job_store import JobFileUnreadable, JobNotFound
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKER_COMMAND = [sys.executable, "-m", "runner.render"]
+DEFAULT_WORK_COMMAND = [sys.executable, "-m", "runner.render"]
 
 
 class Supervisor:
@@ -44,7 +43,7 @@ class Supervisor:
         store,
         max_workers,
         runtime=None,
-        worker_command=None,
+        work_command=None,
         job_timeout=0,
         stall_seconds=heartbeat.DEFAULT_STALL_SECONDS,
         poll_interval=1.0,
@@ -54,7 +53,7 @@ class Supervisor:
         self.store = store
         self.max_workers = max_workers
         self.runtime = runtime or {}
-        self.worker_command = list(worker_command or DEFAULT_WORKER_COMMAND)
+        self.work_command = list(work_command or DEFAULT_WORK_COMMAND)
         self.job_timeout = job_timeout
         self.stall_seconds = stall_seconds  # RUNNER_STALL_SECONDS; 0 = off
         self._quiet = heartbeat.QuietClock()
@@ -62,7 +61,7 @@ class Supervisor:
         self.poll_interval = poll_interval
         self.model_builder = model_builder
         self.housekeeping = housekeeping  # retention and webhooks (housekeeping.py), or None
-        self._lock = FileLock(store.lock_path("supervisor"))
+        self._lock = store.supervisor_lock()
         self._children = []
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -97,7 +96,7 @@ class Supervisor:
                 log.exception("supervisor tick failed")
             try:
                 # The index's background check (hand edits, crashes between a file and its row);
-                # whichever worker's thread comes first does it for all of them.
+                # whichever web worker's thread comes first does it for all of them.
                 self.store.index.reconcile_if_due()
             except Exception:
                 log.exception("job index check failed")
@@ -109,10 +108,10 @@ class Supervisor:
     def tick(self):
         """Fail vanished runners and start queued jobs into free slots; returns the ids started."""
         self._reap_children()
-        model_ready = True
+        waiting_models = set()  # folders of models still being built: their jobs wait, others start
         if self.model_builder is not None:
             self.model_builder.build_in_background()
-            model_ready = self.model_builder.ready()
+            waiting_models = self.model_builder.not_ready_paths()
         started = []
         with self._lock:
             jobs = self.store.active_jobs()
@@ -126,9 +125,8 @@ class Supervisor:
                     self.housekeeping.run()
                 except Exception:  # retention and webhooks must never stop dispatching
                     log.exception("housekeeping failed")
-            if not model_ready:
-                return started
-            queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value]
+            queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value
+                      and (job.get("model") or {}).get("path") not in waiting_models]
             for job in queued[: max(self.max_workers - busy, 0)]:
                 if self._start_runner(job["job_id"]):
                     started.append(job["job_id"])
@@ -227,8 +225,8 @@ class Supervisor:
             job_id,
             "--data-dir",
             str(self.store.root),
-            "--worker-command",
-            json.dumps(self.worker_command),
+            "--work-command",
+            json.dumps(self.work_command),
             "--timeout",
             str(self.job_timeout),
             "--stall-seconds",

@@ -3,7 +3,7 @@
 The body is the same JSON as GET /api/status/{job_id}; the exact bytes sent are
 signed with HMAC-SHA256 under WEBHOOK_SECRET (`X-Hunyuan-Signature: sha256=<hex>`).
 Delivery state lives in the job file (`webhook`), and an attempt is claimed under
-the store lock before it is made (`sending_until`), so with several gunicorn
+the store lock before it is made (`sending_until`), so with several web
 workers exactly one of them sends each attempt. A failed attempt is retried after
 WEBHOOK_RETRY_SECONDS, doubling each time, up to WEBHOOK_MAX_ATTEMPTS attempts.
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Hunyuan-Signature"
 TIMESTAMP_HEADER = "X-Hunyuan-Timestamp"
 EVENT_HEADER = "X-Hunyuan-Event"
-# A claimed attempt whose sender died (worker restarted mid-send) is retried after this much longer.
+# A claimed attempt whose sender died (web worker restarted mid-send) is retried after this much longer.
 _CLAIM_MARGIN_SECONDS = 30
 # Jobs waiting for a delivery thread; more wait in their files and are offered again on later ticks.
 _QUEUE_SIZE = 256

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 
-from filelock import FileLock
 
 from hunyuan_core import heartbeat, processes
 from hunyuan_core.job_record import JobStatus, mark_failed, utc_now
@@ -36,7 +35,7 @@ def _say(message):
 def _is_my_job(store, job_id):
     """Wait for the supervisor to finish recording this guard, then check it did."""
     # The supervisor holds this lock from starting the guard until the job file names it.
-    with FileLock(store.lock_path("supervisor")):
+    with store.supervisor_lock():
         try:
             job = store.get(job_id)
         except JobNotFound:
@@ -75,7 +74,7 @@ def _finish(store, job_id, returncode, stopped_because=None):
     return job
 
 
-def run(job_id, data_dir, worker_command, timeout, stall_seconds=heartbeat.DEFAULT_STALL_SECONDS):
+def run(job_id, data_dir, work_command, timeout, stall_seconds=heartbeat.DEFAULT_STALL_SECONDS):
     """Run the work process for `job_id` and settle the job; returns the guard's exit code.
 
     `timeout` (JOB_TIMEOUT) bounds the whole run and `stall_seconds`
@@ -89,7 +88,7 @@ def run(job_id, data_dir, worker_command, timeout, stall_seconds=heartbeat.DEFAU
     beat_path = store.heartbeat_path(job_id)
     # The stall clock starts now: the work process must show progress within `limit` of its start.
     heartbeat.Heartbeat(beat_path).force()
-    command = list(worker_command) + [job_id, "--data-dir", str(data_dir)]
+    command = list(work_command) + [job_id, "--data-dir", str(data_dir)]
     _say(f"starting work process: {' '.join(command)}" + (f" (stall limit {limit:g} s)" if limit else ""))
     try:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
@@ -98,13 +97,13 @@ def run(job_id, data_dir, worker_command, timeout, stall_seconds=heartbeat.DEFAU
         store.update(job_id, lambda job: mark_failed(job, reason))
         beat_path.unlink(missing_ok=True)
         return 1
-    worker = processes.identify(child.pid)
+    work_process = processes.identify(child.pid)
 
-    def record_worker(job):
-        job["runner"]["worker"] = worker
+    def record_work_process(job):
+        job["runner"]["worker"] = work_process  # the job file's key for the work process
 
     try:
-        store.update(job_id, record_worker)
+        store.update(job_id, record_work_process)
     except (JobNotFound, JobFileUnreadable) as exc:
         _say(f"cannot record the work process: {exc}")  # it runs on; its end is still waited for
     # A SIGTERM sent to the guard alone (not its group) should still stop the work.
@@ -147,7 +146,7 @@ def main(argv=None):
     parser.add_argument("job_id")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument(
-        "--worker-command",
+        "--work-command",
         default=json.dumps([sys.executable, "-m", "runner.render"]),
         help="JSON list: the work process command; the job id and --data-dir are appended",
     )
@@ -159,4 +158,4 @@ def main(argv=None):
         help="seconds without progress before the work is stopped (0: never)",
     )
     args = parser.parse_args(argv)
-    return run(args.job_id, args.data_dir, json.loads(args.worker_command), args.timeout, args.stall_seconds)
+    return run(args.job_id, args.data_dir, json.loads(args.work_command), args.timeout, args.stall_seconds)

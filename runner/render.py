@@ -265,7 +265,7 @@ def main(argv=None):
 
 def _exit_now(code):
     """Exit without Python's teardown: the job is settled, and unloading torch takes
-    over a second during which this process would still hold a worker slot."""
+    over a second during which this process would still hold a runner slot."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

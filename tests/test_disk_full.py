@@ -67,11 +67,11 @@ def _fill(folder, leave_kb):
 
 
 def test_a_full_disk_fails_the_job_clearly_and_nothing_else(data_dir, store, small_disk):
-    mechanism, worker_command = small_disk
+    mechanism, work_command = small_disk
     settings = {"SUPERVISOR_AUTOSTART": True, "ENVIRON": {"MIN_FREE_DISK_MB": "0", "MAX_WORKERS": "1",
                                                           "SUPERVISOR_POLL_INTERVAL": "0.2"}}
-    if worker_command:
-        settings["WORKER_COMMAND"] = worker_command
+    if work_command:
+        settings["WORK_COMMAND"] = work_command
     app = make_app(data_dir, **settings)
     client = app.test_client()
     try:

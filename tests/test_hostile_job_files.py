@@ -118,7 +118,7 @@ def outside(tmp_path):
 
 @pytest.mark.parametrize("shape", sorted({**SHAPES, **MORE_SHAPES}))
 def test_a_bad_job_file_is_one_unreadable_job_and_everything_else_works(data_dir, outside, shape):
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner("sleeps_then_completes"), VIDEO_TTL=3600)
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner("sleeps_then_completes"), VIDEO_TTL=3600)
     client, svc = app.test_client(), app.extensions["hunyuan_api"]
     store = svc.store
     good = submit(client, dict(SMALL_REQUEST, prompt="sleep 0"))

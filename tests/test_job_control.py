@@ -14,7 +14,7 @@ from .conftest import SMALL_REQUEST, fixture_runner, make_app, wait_for
 @pytest.fixture
 def hanging(data_dir):
     """An app whose runners hang (tests/fixtures/runners/hangs.py), one at a time."""
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner("hangs"), ENVIRON={"MAX_WORKERS": "1"})
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner("hangs"), ENVIRON={"MAX_WORKERS": "1"})
     yield app
     for job in app.extensions["hunyuan_api"].store.list()[0]:
         guard = (job.get("runner") or {}).get("guard")

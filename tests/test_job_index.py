@@ -1,4 +1,4 @@
-"""The job index (hunyuan_api/job_index.py): it agrees with the job files, is rebuilt when lost, is
+"""The job index (hunyuan_core/job_index.py): it agrees with the job files, is rebuilt when lost, is
 reconciled by the background check when a file changes behind its back, and spares requests from
 reading every job file."""
 

@@ -19,7 +19,7 @@ def app_with(data_dir, runner="sleeps_then_completes", autostart=False, **enviro
     environ.setdefault("SUPERVISOR_POLL_INTERVAL", "0.1")
     # The receivers here listen on loopback, which webhooks may reach only when the operator allows it.
     environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner(runner), SUPERVISOR_AUTOSTART=autostart,
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner(runner), SUPERVISOR_AUTOSTART=autostart,
                    ENVIRON={k: str(v) for k, v in environ.items()})
     return app
 

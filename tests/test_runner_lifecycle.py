@@ -60,7 +60,7 @@ def tick_until(supervisor, predicate, timeout, message):
 
 
 def test_a_deadlocked_runner_is_stopped_when_its_heartbeat_stalls(data_dir, store):
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner("deadlocks"),
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner("deadlocks"),
                    ENVIRON={"RUNNER_STALL_SECONDS": "2", "MAX_WORKERS": "1"})
     supervisor = app.extensions["hunyuan_api"].supervisor
     job_id = queue_job(store)
@@ -85,7 +85,7 @@ def test_a_deadlocked_runner_is_stopped_when_its_heartbeat_stalls(data_dir, stor
 
 def test_a_stalled_runner_whose_guard_died_is_stopped_by_the_supervisor(store):
     # The guard is the one that watches; when it was killed (or is stuck), the supervisor steps in.
-    supervisor = Supervisor(store, max_workers=1, worker_command=fixture_runner("hangs"), stall_seconds=1)
+    supervisor = Supervisor(store, max_workers=1, work_command=fixture_runner("hangs"), stall_seconds=1)
     job_id = queue_job(store)
     supervisor.tick()
     worker = wait_for(lambda: store.get(job_id)["runner"].get("worker"), 30, message="worker pid")
@@ -149,7 +149,7 @@ def test_a_real_job_beats_through_its_work_and_completes_under_a_short_stall_lim
 
 
 def test_delete_right_after_complete_waits_for_the_runner_to_exit_before_freeing_its_slot(data_dir, store):
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner("completes_then_lingers"), ENVIRON={"MAX_WORKERS": "1"})
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner("completes_then_lingers"), ENVIRON={"MAX_WORKERS": "1"})
     client = app.test_client()
     supervisor = app.extensions["hunyuan_api"].supervisor
     first = client.post("/api/generate", json=dict(SMALL_REQUEST, prompt="linger 2")).json["job_id"]
@@ -172,7 +172,7 @@ def test_delete_right_after_complete_waits_for_the_runner_to_exit_before_freeing
 
 
 def test_delete_of_a_finished_job_whose_runner_does_not_exit_is_409_and_keeps_its_slot(data_dir, store):
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner("completes_then_lingers"), ENVIRON={"MAX_WORKERS": "1"})
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner("completes_then_lingers"), ENVIRON={"MAX_WORKERS": "1"})
     client = app.test_client()
     supervisor = app.extensions["hunyuan_api"].supervisor
     first = client.post("/api/generate", json=dict(SMALL_REQUEST, prompt="linger 60")).json["job_id"]
@@ -205,7 +205,7 @@ def test_cancel_records_the_runner_end_only_once_no_process_of_the_job_is_alive(
     # while any of them lives; the supervisor's tick records the end once they are gone, and
     # until then the job keeps its slot.
     monkeypatch.setattr(cancel, "KILL_WAIT_SECONDS", 0)
-    supervisor = Supervisor(store, max_workers=1, worker_command=fixture_runner("hangs"))
+    supervisor = Supervisor(store, max_workers=1, work_command=fixture_runner("hangs"))
     ids = [queue_job(store) for _ in range(3)]
     for job_id, following in zip(ids, ids[1:] + [None]):
         tick_until(supervisor, lambda: store.get(job_id)["status"] == "processing", 30, "the job to start")

@@ -10,6 +10,7 @@ import pytest
 
 from hunyuan_core import processes
 from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.model_source import BUILD_ERROR_FILE, Builders, ModelSource
 from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, wait_for
@@ -22,7 +23,7 @@ def queue_job(store, prompt="sleep 0", model=None):
 
 def supervisor_for(store, runner, **options):
     options.setdefault("max_workers", 2)
-    return Supervisor(store, worker_command=fixture_runner(runner) if isinstance(runner, str) else runner, **options)
+    return Supervisor(store, work_command=fixture_runner(runner) if isinstance(runner, str) else runner, **options)
 
 
 def wait_settled(supervisor, job_id, timeout=30):
@@ -40,7 +41,7 @@ def wait_phase(store, job_id, phase, timeout=30):
     return wait_for(lambda: store.get(job_id).get("phase") == phase, timeout, message=f"phase {phase}")
 
 
-def worker_of(store, job_id):
+def work_process_of(store, job_id):
     return wait_for(lambda: (store.get(job_id).get("runner") or {}).get("worker"), 30, message="worker pid")
 
 
@@ -93,7 +94,7 @@ def test_kill_9_of_a_hanging_runner_fails_the_job_and_frees_the_slot(store):
     first, second = queue_job(store), queue_job(store)
     assert supervisor.tick() == [first]
     wait_phase(store, first, "denoising")
-    os.kill(worker_of(store, first)["pid"], signal.SIGKILL)
+    os.kill(work_process_of(store, first)["pid"], signal.SIGKILL)
     job = wait_settled(supervisor, first, timeout=10)
     assert "killed by SIGKILL" in job["error"]
     wait_for(lambda: store.get(second)["status"] == "processing" or supervisor.tick(), 10, message="next job start")
@@ -105,7 +106,7 @@ def test_runners_whose_processes_all_vanished_are_failed_by_the_tick(store):
     supervisor = supervisor_for(store, "hangs")
     job_id = queue_job(store)
     supervisor.tick()
-    worker_of(store, job_id)
+    work_process_of(store, job_id)
     # Guard and worker die together (say the machine's OOM killer took the whole group).
     processes.kill_group(store.get(job_id)["runner"]["guard"])
     job = wait_settled(supervisor, job_id, timeout=10)
@@ -118,7 +119,7 @@ def test_a_killed_guard_does_not_lose_the_job_or_break_the_cap(store):
     job_id = queue_job(store, prompt="sleep 3")
     other = queue_job(store)
     supervisor.tick()
-    worker = worker_of(store, job_id)
+    worker = work_process_of(store, job_id)
     os.kill(store.get(job_id)["runner"]["guard"]["pid"], signal.SIGKILL)
     # The worker lives on and still holds the only slot.
     assert processes.is_alive(worker)
@@ -184,3 +185,18 @@ def test_guard_leaves_a_job_that_is_not_its_own(store, tmp_path):
 
     assert run(job_id, str(store.root), fixture_runner("kills_itself"), 0) == 0
     assert store.get(job_id)["status"] == "queued"
+
+
+def test_jobs_of_a_model_still_being_built_wait_while_other_models_jobs_start(store, tmp_path):
+    demo = ModelSource(tmp_path / "models" / "tiny-random-hunyuanvideo-1.5-v1", embedded=True,
+                       demo="demo-hunyuanvideo-1.5")
+    demo.path.parent.mkdir(parents=True)
+    # Its build failed a moment ago: it is not ready, and not retried (nor built here) for a minute.
+    (demo.path.parent / f"{demo.path.name}.{BUILD_ERROR_FILE}").write_text("failed\n")
+    waiting = queue_job(store, model={"name": demo.name, "path": str(demo.path)})
+    time.sleep(0.002)  # older first: the waiting job is the oldest
+    other = queue_job(store)
+    supervisor = supervisor_for(store, "sleeps_then_completes", model_builder=Builders([demo]))
+    assert supervisor.tick() == [other]
+    assert wait_settled(supervisor, other)["status"] == "completed"
+    assert store.get(waiting)["status"] == "queued"

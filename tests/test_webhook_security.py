@@ -75,7 +75,7 @@ def sending_app(data_dir, running, **environ):
     """An app whose supervisor ticks for real (and so sends webhooks); stopped by the `running` fixture."""
     environ.setdefault("SUPERVISOR_POLL_INTERVAL", "0.1")
     environ.setdefault("WEBHOOK_RETRY_SECONDS", "0.1")
-    app = make_app(data_dir, WORKER_COMMAND=fixture_runner("sleeps_then_completes"), SUPERVISOR_AUTOSTART=True,
+    app = make_app(data_dir, WORK_COMMAND=fixture_runner("sleeps_then_completes"), SUPERVISOR_AUTOSTART=True,
                    ENVIRON={k: str(v) for k, v in environ.items()})
     running.append(app)
     return app

@@ -127,7 +127,7 @@ def prune(store, jobs):
 
     A job is removed only if it is still finished when the lock is held, so a
     file the service rewrote meanwhile is never lost by mistake, and only once no
-    process of it is alive (until then its record holds its worker slot).
+    process of it is alive (until then its record holds its runner slot).
     """
     removed = []
     for job in jobs:
