@@ -11,7 +11,6 @@ image encoders of image-to-video models, and 1.5's dense attention mask.
 """
 
 from .cost_geometry import (  # noqa: F401  (Geometry and geometry are used through this module)
-    CLIP_TOKENS,
     TEXT_TOKENS,
     Geometry,
     geometry,
