@@ -4,114 +4,18 @@ Work is counted per phase and per kind (matrix products of linear layers,
 attention, 3-D convolutions, pixels to encode, bytes to load), because each kind
 runs at its own speed on a given host: `runner/calibrate.py` measures one rate per
 kind at the model's own shapes, so one measurement carries over between sizes.
-The formulas follow diffusers' HunyuanVideo code; see NOTES section 4.
+The formulas follow diffusers' HunyuanVideo code; see NOTES section 4. Every
+family is priced by the same formulas from its geometry (hunyuan_core/cost_geometry.py):
+what differs is how many tokens each encoder and the transformer run over, the
+image encoders of image-to-video models, and 1.5's dense attention mask.
 """
 
-import json
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-
+from .cost_geometry import (  # noqa: F401  (Geometry and geometry are used through this module)
+    TEXT_TOKENS,
+    Geometry,
+    geometry,
+)
 from .host import memory_limit_bytes
-from .precision import component_weights
-
-# The pipeline pads the Llama prompt to 256 tokens after its template; the runner
-# trims the padding (it is masked out), so attention runs over the prompt's own tokens.
-TEXT_TOKENS = 256
-# The real Llama-3 tokenizer turns the template into 95 tokens (the pipeline's crop_start).
-DEFAULT_TEMPLATE_TOKENS = 95
-# English runs about 4 characters per Llama-3 token; the demo model's tokenizer is per character.
-DEFAULT_CHARS_PER_TOKEN = 4.0
-CLIP_TOKENS = 77
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The sizes of a model that decide the cost of running it."""
-
-    heads: int
-    head_dim: int
-    blocks: int  # dual-stream plus single-stream transformer blocks
-    patch: int
-    patch_t: int
-    spatial_ratio: int
-    temporal_ratio: int
-    latent_channels: int
-    vae_channels: tuple
-    vae_layers_per_block: int
-    text_params: int  # Llama text encoder, roughly
-    text_hidden: int
-    text_vocab: int
-    text_layer_params: int
-    clip_params: int
-    template_tokens: int
-    chars_per_token: float
-    weight_bytes: int  # all safetensors files, as stored
-
-    @property
-    def width(self):
-        """The transformer's hidden size."""
-        return self.heads * self.head_dim
-
-
-def _read_json(path):
-    return json.loads(Path(path).read_text())
-
-
-def _llama_params(cfg):
-    hidden, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-    return layers * (4 * hidden * hidden + 3 * hidden * inter)
-
-
-def _clip_params(cfg):
-    hidden, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-    return layers * (4 * hidden * hidden + 2 * hidden * inter)
-
-
-@lru_cache(maxsize=8)
-def _geometry_cached(model_dir, _stamp):
-    root = Path(model_dir)
-    tcfg = _read_json(root / "transformer" / "config.json")
-    vcfg = _read_json(root / "vae" / "config.json")
-    try:
-        llama = _read_json(root / "text_encoder" / "config.json")
-        text_params, text_hidden, text_vocab = _llama_params(llama), llama["hidden_size"], llama.get("vocab_size", 0)
-        text_layer_params = text_params // max(llama["num_hidden_layers"], 1)
-        clip_params = _clip_params(_read_json(root / "text_encoder_2" / "config.json"))
-    except (OSError, KeyError, ValueError):
-        text_params, text_hidden, text_vocab, text_layer_params, clip_params = 0, 0, 0, 0, 0
-    try:
-        meta = _read_json(root / "hunyuan_api_model.json")
-    except (OSError, ValueError):
-        meta = {}
-    return Geometry(
-        heads=tcfg.get("num_attention_heads", 24),
-        head_dim=tcfg.get("attention_head_dim", 128),
-        blocks=tcfg.get("num_layers", 20) + tcfg.get("num_single_layers", 40),
-        patch=tcfg.get("patch_size", 2),
-        patch_t=tcfg.get("patch_size_t", 1),
-        spatial_ratio=vcfg.get("spatial_compression_ratio", 8),
-        temporal_ratio=vcfg.get("temporal_compression_ratio", 4),
-        latent_channels=vcfg.get("latent_channels", 16),
-        vae_channels=tuple(vcfg.get("block_out_channels", (128, 256, 512, 512))),
-        vae_layers_per_block=vcfg.get("layers_per_block", 2),
-        text_params=text_params,
-        text_hidden=text_hidden,
-        text_vocab=text_vocab,
-        text_layer_params=text_layer_params,
-        clip_params=clip_params,
-        template_tokens=meta.get("prompt_template_crop_start", DEFAULT_TEMPLATE_TOKENS),
-        chars_per_token=meta.get("chars_per_token", DEFAULT_CHARS_PER_TOKEN),
-        weight_bytes=sum(
-            component_weights(root, c)["bytes"] for c in ("transformer", "vae", "text_encoder", "text_encoder_2")
-        ),
-    )
-
-
-def geometry(model_dir):
-    """Read a diffusers HunyuanVideo folder's configs (cached until they change)."""
-    config = Path(model_dir) / "transformer" / "config.json"
-    return _geometry_cached(str(model_dir), config.stat().st_mtime_ns)
 
 
 def latent_shape(params, geo):
@@ -121,16 +25,19 @@ def latent_shape(params, geo):
 
 
 def prompt_tokens(params, geo):
-    """Tokens of the prompt after the template, padding trimmed (estimated from its length)."""
+    """Tokens of the prompt after the template, padding trimmed (estimated from its length);
+    0 for 1.5, whose fixed text tokens are counted in `geo.extra_tokens`."""
+    if not geo.trims_prompt:
+        return 0
     estimate = int(len(params.get("prompt") or "") / geo.chars_per_token) + 2
     return max(1, min(TEXT_TOKENS, estimate))
 
 
 def sequence_length(params, geo):
-    """Tokens the transformer attends over: image patches plus the prompt's tokens."""
+    """Tokens the transformer attends over: video patches, the prompt's tokens and the family's fixed ones."""
     frames, height, width = latent_shape(params, geo)
     image = (frames // geo.patch_t) * (height // geo.patch) * (width // geo.patch)
-    return image + prompt_tokens(params, geo)
+    return image + prompt_tokens(params, geo) + geo.extra_tokens
 
 
 def uses_true_cfg(params):
@@ -150,10 +57,29 @@ def step_work(params, geo):
 
 
 def text_flops(params, geo):
-    """FLOPs of encoding the prompt (and the negative prompt under real CFG)."""
-    tokens = geo.template_tokens + TEXT_TOKENS
-    once = 2 * geo.text_params * tokens + 2 * geo.clip_params * CLIP_TOKENS
+    """FLOPs of encoding the prompt (and the negative prompt under real CFG).
+
+    13B: Llama over the template and 256 tokens (Llava: with the image's 576 more, and
+    its CLIP tower over the image), CLIP over 77; 1.5: Qwen over its chat template and
+    1000 tokens, ByT5 over 256.
+    """
+    tokens = geo.template_tokens + geo.text_tokens
+    once = 2 * geo.text_params * tokens + 2 * geo.clip_params * geo.second_text_tokens
+    if geo.encodes_image and not geo.family.startswith("hunyuanvideo-1.5"):
+        once += 2 * geo.image_params * geo.image_tokens
     return once * (2 if uses_true_cfg(params) else 1)
+
+
+def image_work(params, geo):
+    """`{"linear", "conv"}` FLOPs of the image stage (image-to-video): 1.5's SigLIP, and the
+    VAE encoding the first frame (priced like decoding one frame)."""
+    if not geo.encodes_image:
+        return {}
+    one_frame = dict(params, video_length=1)
+    work = {"conv": float(decode_flops(one_frame, geo))}
+    if geo.family.startswith("hunyuanvideo-1.5"):
+        work["linear"] = float(2 * geo.image_params * geo.image_tokens)
+    return work
 
 
 def decode_flops(params, geo):
@@ -191,11 +117,18 @@ UNTILED_MEMORY_SHARE = 0.25
 def decode_tiled(params, geo, memory_bytes):
     """Whether the runner will tile this video's decoding (run_plan.decoding; runner/stage_options.py applies it)."""
     activation = video_voxels(params) * geo.vae_channels[0] * 4 * 4
+    if geo.family.startswith("hunyuanvideo-1.5"):
+        # The 1.5 VAE's mid-block attention builds a dense causal fp32 mask over every latent
+        # position (9.7 GB for 848x480x121 untiled); a 256-pixel tile keeps it small.
+        frames, height, width = latent_shape(params, geo)
+        activation += 4 * (frames * height * width) ** 2
     return activation >= UNTILED_MEMORY_SHARE * memory_bytes
 
 
-def tiling_overlap(params):
-    """How many more pixels tiled decoding computes than the video has, from the tiles' overlap."""
+def tiling_overlap(params, geo=None):
+    """How many more pixels tiled decoding computes than the video has, from the tiles' overlap.
+
+    The 1.5 VAE tiles in space only (no temporal chunks)."""
 
     def axis(size, tile, stride):
         if size <= tile:
@@ -203,8 +136,10 @@ def tiling_overlap(params):
         tiles = -(-(size - tile) // stride) + 1
         return tiles * tile / size
 
-    return (axis(params["width"], TILE, TILE_STRIDE) * axis(params["height"], TILE, TILE_STRIDE)
-            * axis(params["video_length"], CHUNK_FRAMES, CHUNK_STRIDE))
+    spatial = axis(params["width"], TILE, TILE_STRIDE) * axis(params["height"], TILE, TILE_STRIDE)
+    if geo is not None and geo.family.startswith("hunyuanvideo-1.5"):
+        return spatial
+    return spatial * axis(params["video_length"], CHUNK_FRAMES, CHUNK_STRIDE)
 
 
 def video_voxels(params):
@@ -226,11 +161,14 @@ def job_work(params, geo, memory_bytes=None):
     steps = params["num_inference_steps"]
     decode = float(decode_flops(params, geo))
     if decode_tiled(params, geo, memory_bytes or memory_limit_bytes()):
-        decode *= tiling_overlap(params)
+        decode *= tiling_overlap(params, geo)
+    text = {"linear": float(text_flops(params, geo))}
+    for kind, amount in image_work(params, geo).items():
+        text[kind] = text.get(kind, 0.0) + amount
     return {
         "starting": {"fixed": 1.0},
         "loading_model": {"fixed": 1.0, "bytes": float(geo.weight_bytes)},
-        "encoding_text": {"linear": float(text_flops(params, geo))},
+        "encoding_text": text,
         "denoising": {**{kind: float(amount) * steps for kind, amount in step.items()}, "steps": float(steps)},
         "decoding": {"conv": decode},
         "writing_video": {"voxels": float(video_voxels(params))},
@@ -244,14 +182,18 @@ def job_work(params, geo, memory_bytes=None):
 # layer upcast to fp32, and the interpreter.
 ACTIVATIONS_PER_TOKEN_WIDTH = 16
 PROCESS_OVERHEAD_BYTES = 2**30
+DENSE_MASKS = 3
 
 
 def stage_overheads(params, geo):
     """Bytes each big stage needs beside its stored weights, for `params`: `{component: bytes}`."""
     tokens = sequence_length(params, geo)
     width = geo.width
+    # 1.5's attention builds a dense token x token boolean mask: a row mask repeated, a column
+    # mask repeated and their conjunction, alive together (2.6 GB each at 848x480x121).
+    mask = DENSE_MASKS * tokens * tokens if geo.dense_mask else 0
     return {
-        "transformer": ACTIVATIONS_PER_TOKEN_WIDTH * tokens * width * 4 + 24 * width * width * 4
+        "transformer": ACTIVATIONS_PER_TOKEN_WIDTH * tokens * width * 4 + 24 * width * width * 4 + mask
         + PROCESS_OVERHEAD_BYTES,
         "text_encoder": (geo.text_vocab * geo.text_hidden + geo.text_layer_params) * 4 + PROCESS_OVERHEAD_BYTES,
     }

@@ -11,11 +11,49 @@ imports: the runner detects the device and passes it in; `/api/info` and
 calibration plan for the CPU when DEVICE is "auto".
 """
 
-from . import cost_model, precision
+from . import cost_model, families, precision
 from .host import memory_limit_bytes, runner_threads
 
 # The keys of a plan that /api/info shows as "precision" (precision.plan's answer).
 PRECISION_KEYS = ("compute_dtype", "memory_budget_bytes", "storage", "reasons")
+
+
+# The components each stage of a job loads when it starts and frees when it ends, in order.
+# Image-to-video models encode their image in a stage of its own, after the text encoders:
+# the 13B one with its VAE, 1.5 with SigLIP and its VAE (see runner/family_calls.py).
+_TEXT = ("text_encoders", ("text_encoder", "text_encoder_2"))
+_DENOISE_DECODE = (("transformer", ("transformer",)), ("vae", ("vae",)))
+STAGES = {
+    "hunyuanvideo": (_TEXT, *_DENOISE_DECODE),
+    "hunyuanvideo-i2v": (_TEXT, ("image_encoders", ("vae",)), *_DENOISE_DECODE),
+    "hunyuanvideo-1.5": (_TEXT, *_DENOISE_DECODE),
+    "hunyuanvideo-1.5-i2v": (_TEXT, ("image_encoders", ("image_encoder", "vae")), *_DENOISE_DECODE),
+}
+
+
+def stage_components(family_name, stage):
+    """The components `stage` of a `family_name` model loads (empty when the family has no such stage)."""
+    return dict(STAGES[family_name]).get(stage, ())
+
+
+def stage_peaks(model_dir, family_name, storage, compute, overheads):
+    """Each stage's expected peak memory: its components' weights as stored, plus what it needs beside them.
+
+    `storage` is precision.plan's storage (the compact components' dtypes); the other
+    components are held in the compute dtype; `overheads` as for precision.plan (1 GiB if unknown).
+    Returns `[{"name", "components", "peak_bytes"}]` in stage order.
+    """
+    stages = []
+    for name, components in STAGES[family_name]:
+        weights = 0
+        for component in components:
+            if component in storage:
+                weights += storage[component]["bytes"]
+            else:
+                weights += precision.component_weights(model_dir, component)["params"] * precision.DTYPE_BYTES[compute]
+        extra = max((overheads or {}).get(c, 0) for c in components) or 2**30
+        stages.append({"name": name, "components": list(components), "peak_bytes": int(weights + extra)})
+    return stages
 
 
 def memory_share(runtime):
@@ -52,7 +90,8 @@ def make_plan(model_dir, params=None, runtime=None, device="cpu", memory_bytes=N
     WEIGHT_DTYPE, MAX_WORKERS, STEP_CACHE...); `memory_bytes` is this runner's
     memory (default: its share, `memory_share`); `geo` the model's geometry if
     already read. Returns precision.plan's dict (`compute_dtype`,
-    `memory_budget_bytes`, `storage`, `reasons`) plus `device`, `step_cache`
+    `memory_budget_bytes`, `storage`, `reasons`) plus `stages` (each stage of the
+    model's family, its components and expected peak: `stage_peaks`), `device`, `step_cache`
     (the setting to apply, or None), `step_cache_label` (as the job records it)
     and `decoding` ("tiled"/"whole" on the CPU for `params`; None on a GPU,
     where it depends on the GPU memory free when decoding starts). Raises
@@ -69,9 +108,20 @@ def make_plan(model_dir, params=None, runtime=None, device="cpu", memory_bytes=N
         overheads=cost_model.stage_overheads(params, geo) if params else None,
     )
     cache, label = step_cache(runtime.get("step_cache"), geo.blocks)
+    family = _family_name(model_dir)
+    overheads = cost_model.stage_overheads(params, geo) if params else None
+    result["stages"] = stage_peaks(model_dir, family, result["storage"], result["compute_dtype"], overheads)
     result.update(device=device, step_cache=cache, step_cache_label=label,
                   decoding=decoding(params, geo, memory_limit_bytes()) if params and device == "cpu" else None)
     return result
+
+
+def _family_name(model_dir):
+    """The folder's family name; the 13B text-to-video stages for a folder without a readable model_index.json."""
+    try:
+        return families.family_of(model_dir).name
+    except families.UnknownFamilyError:
+        return "hunyuanvideo"
 
 
 def describe(model_dir, params, runtime):

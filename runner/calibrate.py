@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import runner.pipeline  # noqa: F401  (imported like a runner imports it, so start-up is measured truly)
-from hunyuan_core import cost_model, model_source, precision
+from hunyuan_core import cost_model, families, model_source, precision
 from hunyuan_core.host import cpu_cores, cpu_model
 from hunyuan_core.timing_stats import TimingStats
 from runner.casting import DTYPES
@@ -105,23 +105,49 @@ PROBES = ({"width": 256, "height": 256, "video_length": 13, "num_inference_steps
 PROBE_BUDGET_SECONDS = 30
 
 
+def probe_job(family, model_dir, probe, number):
+    """The parameters (and input image, for image-to-video) of probe job `number` on a model of `family`.
+
+    Sizes follow the family's rules (1.5: the nearest bucket; image-to-video: the
+    image's shape), the rest are the family's defaults, as a request would get.
+    """
+    from PIL import Image
+
+    used = dict(family.defaults, prompt="A calibration probe.", negative_prompt=None, seed=number,
+                video_length=probe["video_length"], num_inference_steps=probe["num_inference_steps"])
+    for name in family.unused_fields:
+        used.pop(name, None)
+    width, height = probe["width"], probe["height"]
+    image = None
+    if family.takes_image:
+        # A plain gradient of the probe's shape: encoders cost the same whatever the picture.
+        ramp = np.linspace(0, 255, width * height * 3, dtype=np.float32).reshape(height, width, 3)
+        image = Image.fromarray(ramp.astype(np.uint8), "RGB")
+        width, height = families.size_for_image(family, model_dir, width, height, width, height)
+    else:
+        width, height = families.size_for_request(family, model_dir, width, height)
+    used.update(width=width, height=height)
+    return used, image
+
+
 def probe_samples(model_dir, rates, threads, compute="auto"):
     """Render the probe jobs (if cheap enough), computing in `compute`, and return their timing samples."""
-    from hunyuan_core import params as api_params
     from hunyuan_core import run_plan
     from hunyuan_core.timing_stats import PRIOR_RATES, Rates
     from runner.memory import freeze_long_lived
     from runner.pipeline import StagedPipeline
 
     geo = cost_model.geometry(model_dir)
+    family = families.family_of(model_dir)
     kinds = dict(PRIOR_RATES, **rates)
     predicted, probes = 0.0, []
-    for probe in PROBES:
-        work = cost_model.job_work(dict(probe, prompt="a probe", guidance_scale=1.0), geo)
+    for number, probe in enumerate(PROBES):
+        used, image = probe_job(family, model_dir, probe, number)
+        work = cost_model.job_work(used, geo)
         predicted += sum(Rates(kinds, {}, True).raw_seconds(p, work[p]) for p in ("denoising", "decoding"))
         if predicted > PROBE_BUDGET_SECONDS:
             break
-        probes.append(probe)
+        probes.append((used, image))
     if not probes:
         return []
     previous = torch.get_num_threads()
@@ -132,14 +158,14 @@ def probe_samples(model_dir, rates, threads, compute="auto"):
         # what a job pays beside the work itself (loading, the first call's set-up, freeing).
         staged = StagedPipeline(model_dir, "cpu", run_plan.make_plan(model_dir, None, {"compute_dtype": compute}))
         freeze_long_lived()  # as a runner does, so the probes' stage overheads match a job's
-        for number, probe in enumerate(probes):
-            used, _ = api_params.resolve(dict(probe, prompt="A calibration probe.", seed=number))
+        for number, (used, image) in enumerate(probes):
             phases, work = {}, cost_model.job_work(used, geo)
             started = time.perf_counter()
-            prompt = staged.encode(used)
+            prompt = staged.encode(used, image)
+            condition = staged.encode_image(used, image) if image is not None else None
             phases["encoding_text"] = time.perf_counter() - started
             started = time.perf_counter()
-            latents = staged.denoise(used, prompt, lambda index: None)
+            latents = staged.denoise(used, prompt, lambda index: None, condition=condition)
             phases["denoising"] = time.perf_counter() - started
             started = time.perf_counter()
             frames, _mode = staged.decode(latents, used)
@@ -186,14 +212,15 @@ def calibrate(model_dir, max_workers=1, startup_seconds=None, compute="float32")
                 measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), by_threads=by_threads)
 
 
-def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False, compute=None):
+def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False, compute=None, name=None):
     """Calibrate the model unless a current calibration is stored; returns True if it measured.
 
     `compute` is the runner's compute dtype on the CPU (default: what COMPUTE_DTYPE=auto
-    picks here). Stores the kind rates, and for small models the probe jobs' samples too.
+    picks here). Stores the kind rates, and for small models the probe jobs' samples too,
+    under the statistics of `name` (default: the model's metadata name, as jobs record it).
     """
     compute = compute or precision.choose_compute("cpu", "auto")[0]
-    name = model_source.read_metadata(model_dir).get("name", str(model_dir).rstrip("/").split("/")[-1])
+    name = name or model_source.read_metadata(model_dir).get("name", str(model_dir).rstrip("/").split("/")[-1])
     stats = TimingStats(data_dir, name)
     if not force and is_current(stats.calibration(), compute):
         return False

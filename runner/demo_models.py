@@ -151,8 +151,10 @@ def build_hunyuanvideo_i2v():
     )
 
 
-def build_hunyuanvideo15(image_to_video=False):
-    """HunyuanVideo 1.5 in miniature (text-to-video, or image-to-video with a SigLIP image encoder)."""
+def build_hunyuanvideo15(image_to_video=False, overrides=None):
+    """HunyuanVideo 1.5 in miniature (text-to-video, or image-to-video with a SigLIP image encoder);
+    `overrides` (`{component: {config key: value}}`) make a bigger one (bench/scaled_down.py)."""
+    overrides = overrides or {}
     import torch
     from diffusers import (
         AutoencoderKLHunyuanVideo15,
@@ -168,17 +170,19 @@ def build_hunyuanvideo15(image_to_video=False):
     tokenizer_2 = tok.byt5_tokenizer()
     torch.manual_seed(0)
     transformer = HunyuanVideo15Transformer3DModel(
-        **TRANSFORMER_15_CONFIG, task_type="i2v" if image_to_video else "t2v"
+        **{**TRANSFORMER_15_CONFIG, **overrides.get("transformer", {})}, task_type="i2v" if image_to_video else "t2v"
     )
     torch.manual_seed(1)
-    vae = AutoencoderKLHunyuanVideo15(**VAE_15_CONFIG)
+    vae = AutoencoderKLHunyuanVideo15(**{**VAE_15_CONFIG, **overrides.get("vae", {})})
     torch.manual_seed(2)
     text_encoder = Qwen2_5_VLTextModel(
         Qwen2_5_VLTextConfig(vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-                             pad_token_id=tokenizer.pad_token_id, **QWEN_CONFIG)
+                             pad_token_id=tokenizer.pad_token_id,
+                             **{**QWEN_CONFIG, **overrides.get("text_encoder", {})})
     )
     torch.manual_seed(3)
-    text_encoder_2 = T5EncoderModel(T5Config(vocab_size=len(tokenizer_2), **BYT5_CONFIG))
+    text_encoder_2 = T5EncoderModel(T5Config(vocab_size=len(tokenizer_2),
+                                             **{**BYT5_CONFIG, **overrides.get("text_encoder_2", {})}))
     components = dict(
         text_encoder=text_encoder.eval(),
         tokenizer=tokenizer,

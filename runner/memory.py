@@ -62,16 +62,21 @@ class StageMemory:
     Loading and computing are measured apart: converting weights at load time
     touches the whole checkpoint file, whose pages count in RSS but are file-backed
     and reclaimable; what a stage needs to keep resident is its compute peak.
+    On a GPU (`cuda`: the torch.cuda module), each stage's peak of allocated GPU
+    memory is recorded too (`gpu_peak_mb`).
     """
 
-    def __init__(self):
+    def __init__(self, cuda=None):
         self.stages = {}
+        self.cuda = cuda
 
     def start(self, stage):
         """Begin measuring `stage`."""
         release()
         reset_peak()
         self.stages[stage] = {"rss_before_mb": _mib(rss_bytes())}
+        if self.cuda is not None:
+            self.cuda.reset_peak_memory_stats()
 
     def loaded(self, stage):
         """Mark the end of loading: record its peak and start measuring the compute peak."""
@@ -85,6 +90,8 @@ class StageMemory:
         entry = self.stages[stage]
         entry["compute_peak_rss_mb"] = _mib(peak_rss_bytes())
         entry["peak_rss_mb"] = max(entry["compute_peak_rss_mb"], entry.get("load_peak_rss_mb", 0.0))
+        if self.cuda is not None:
+            entry["gpu_peak_mb"] = _mib(self.cuda.max_memory_allocated())
 
     def freed(self, stage):
         """Record RSS after the stage's weights were freed."""

@@ -1,14 +1,18 @@
-"""HunyuanVideoPipeline run one stage at a time, holding only the weights of the stage at hand.
+"""A HunyuanVideo pipeline run one stage at a time, holding only the weights of the stage at hand.
 
 The 13B model cannot have all its parts resident on a 32 GB host (about 41 GB of
 bf16 weights with its text encoder), and it need not: the text encoders are only
 used before denoising, the transformer only during it, the VAE only after. So:
 
 1. text: load the text encoders, encode the prompt(s), free them;
+   image (image-to-video models): load the image encoders (1.5: SigLIP; both: the
+   VAE's encoder), encode the image, free them;
 2. denoise: load the transformer, run the pipeline's own loop to latents, free it;
 3. decode: load the VAE, decode (tiled when the video is big), free it.
 
-Every stage is still the pipeline's own code (`encode_prompt`, `__call__` with
+Every family (hunyuan_core/families.py, read from the folder's model_index.json)
+runs this way; what its stages call is in runner/family_calls.py. Every stage is
+still the pipeline's own code (`encode_prompt`, `__call__` with
 `output_type="latent"`, `vae.decode`); components are loaded with their
 `from_pretrained` from the same local folder, memory-mapped when stored in the
 file's own dtype, and upcast layer by layer when stored smaller than the compute
@@ -22,15 +26,17 @@ import importlib
 import json
 from pathlib import Path
 
+import diffusers
 import torch
-from diffusers import HunyuanVideoPipeline
 from diffusers.hooks import apply_layerwise_casting
 
-from hunyuan_core import cost_model
+from hunyuan_core import cost_model, families
 from runner.beats import watch_blocks
 from runner.casting import DTYPES, casting_skips, upcast_unhooked
+from runner.family_calls import IMAGE_STAGE, calls_for
 from runner.memory import StageMemory, release
-from runner.stage_options import configure_decoding, prompt_template, step_cache_config
+from runner.stage_options import configure_decoding, step_cache_config
+from runner.stage_options import prompt_template  # noqa: F401  (reached here by tests and benches)
 
 # On a GPU, offload a component block by block when its weights exceed this share of free memory.
 GPU_RESIDENT_SHARE = 0.8
@@ -60,24 +66,15 @@ class StagedPipeline:
         }
         self.step_cache = step_cache
         self.keep_loaded = keep_loaded  # tests reuse one pipeline for many renders
-        self.memory = StageMemory()
+        self.memory = StageMemory(torch.cuda if device == "cuda" else None)
         self.index = json.loads((Path(model_dir) / "model_index.json").read_text())
-        # Tokenizers and scheduler only: the big components are loaded by their stages.
+        self.family = families.family_of(model_dir)
+        self.calls = calls_for(self.family, model_dir)
+        # Tokenizers, scheduler (and guider) only: the big components are loaded by their stages.
         self.beat()
-        self.pipe = HunyuanVideoPipeline.from_pretrained(
-            self.model_dir,
-            text_encoder=None,
-            text_encoder_2=None,
-            transformer=None,
-            vae=None,
-            local_files_only=True,
-        )
+        self.pipe = self.calls.construct(getattr(diffusers, self.family.pipeline_class))
         self.beat()
         self.pipe.set_progress_bar_config(disable=True)
-        vae_config = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
-        # Set by the pipeline from its VAE, which is not loaded yet.
-        self.pipe.vae_scale_factor_temporal = vae_config.get("temporal_compression_ratio", 4)
-        self.pipe.vae_scale_factor_spatial = vae_config.get("spatial_compression_ratio", 8)
 
     # -- loading -----------------------------------------------------------
 
@@ -131,34 +128,43 @@ class StagedPipeline:
     # -- stages ------------------------------------------------------------
 
     @torch.no_grad()
-    def encode(self, params):
-        """Stage 1: encode the prompt (and negative prompt under real CFG); returns pipeline arguments."""
+    def encode(self, params, image=None):
+        """Stage 1: encode the prompt (and negative prompt under real CFG; with the image for the
+        13B image-to-video model, a PIL image); returns pipeline arguments."""
         self.memory.start("text_encoders")
-        if self.pipe.text_encoder is None:
-            self.pipe.text_encoder = self._load("text_encoder")
-            self.pipe.text_encoder_2 = self._load("text_encoder_2")
+        names = self.calls.text_components
+        for name in names:
+            if getattr(self.pipe, name) is None:
+                setattr(self.pipe, name, self._load(name))
         self.memory.loaded("text_encoders")
-        template = prompt_template(self.model_dir)
-        embeds, pooled, mask = self.pipe.encode_prompt(
-            prompt=params["prompt"], prompt_template=template, device=self.device
-        )
-        kwargs = _trimmed(embeds, pooled, mask, "")
-        if params["guidance_scale"] > 1.0:
-            # Real CFG needs an unconditional branch; Tencent's code uses an empty negative prompt.
-            negative = params.get("negative_prompt") or ""
-            n_embeds, n_pooled, n_mask = self.pipe.encode_prompt(
-                prompt=negative, prompt_template=template, device=self.device
-            )
-            kwargs.update(_trimmed(n_embeds, n_pooled, n_mask, "negative_"))
+        kwargs = self.calls.encode(self.pipe, params, image, self.device)
         self.memory.end("text_encoders")
-        self._free("text_encoder", "text_encoder_2")
+        self._free(*names)
         self.memory.freed("text_encoders")
         return kwargs
 
     @torch.no_grad()
-    def denoise(self, params, prompt_kwargs, on_step, on_loaded=None):
+    def encode_image(self, params, image):
+        """Stage 1b, image-to-video models only: encode the input image (a PIL image) with the
+        image encoders, which are freed after; returns what the denoising stage conditions on."""
+        names = self.calls.image_components
+        if not names:
+            return {}
+        self.memory.start(IMAGE_STAGE)
+        for name in names:
+            if getattr(self.pipe, name) is None:
+                setattr(self.pipe, name, self._load(name))
+        self.memory.loaded(IMAGE_STAGE)
+        condition = self.calls.encode_image(self.pipe, params, image, self.device, self.compute)
+        self.memory.end(IMAGE_STAGE)
+        self._free(*names)
+        self.memory.freed(IMAGE_STAGE)
+        return condition
+
+    @torch.no_grad()
+    def denoise(self, params, prompt_kwargs, on_step, on_loaded=None, condition=None):
         """Stage 2: run the denoising loop to latents; `on_loaded()` once the transformer is
-        loaded, `on_step(index)` after each step."""
+        loaded, `on_step(index)` after each step. `condition`: encode_image's result."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         self.memory.start("transformer")
@@ -177,25 +183,11 @@ class StagedPipeline:
         )
         # A CPU generator gives the same noise for a seed on every device.
         generator = torch.Generator(device="cpu").manual_seed(params["seed"])
-
-        def callback(_pipe, index, _timestep, callback_kwargs):
-            on_step(index)
-            return callback_kwargs
-
+        kwargs, undo = self.calls.call(self.pipe, params, prompt_kwargs, condition or {}, on_step, generator)
         try:
-            latents = self.pipe(
-                **prompt_kwargs,
-                height=params["height"],
-                width=params["width"],
-                num_frames=params["video_length"],
-                num_inference_steps=params["num_inference_steps"],
-                guidance_scale=params["embedded_guidance_scale"],
-                true_cfg_scale=params["guidance_scale"],
-                generator=generator,
-                output_type="latent",
-                callback_on_step_end=callback,
-            ).frames
+            latents = self.pipe(**kwargs).frames
         finally:
+            undo()
             if cache is not None:
                 transformer.disable_cache()
         self.memory.end("transformer")
@@ -223,22 +215,6 @@ class StagedPipeline:
         self._free("vae")
         self.memory.freed("vae")
         return frames, mode
-
-
-def _trimmed(embeds, pooled, mask, prefix):
-    """Pipeline arguments for one prompt, with the masked padding after it cut off.
-
-    The pipeline pads every prompt to 256 tokens and masks the padding out of
-    attention; dropping it is exact (masked keys contribute nothing, and what the
-    padding positions compute is never read) and saves their share of every
-    attention and text-stream layer: 20% of the tokens of a 256x256x13 video.
-    """
-    length = max(int(mask.sum(dim=1).max()), 1)
-    return {
-        f"{prefix}prompt_embeds": embeds[:, :length],
-        f"{prefix}pooled_prompt_embeds": pooled,
-        f"{prefix}prompt_attention_mask": mask[:, :length],
-    }
 
 
 def _no_beat(*_ignored):

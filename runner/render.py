@@ -16,11 +16,12 @@ import traceback
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hunyuan_core import cost_model, precision, run_plan  # noqa: E402  (after the environment is set)
+from hunyuan_core import cost_model, families, precision, run_plan  # noqa: E402  (after the environment is set)
 from hunyuan_core.heartbeat import Heartbeat  # noqa: E402
 from hunyuan_core.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
 from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
 from hunyuan_core.processes import runner_alive  # noqa: E402
+from hunyuan_core.regular_file import open_regular  # noqa: E402
 from hunyuan_core.timing_stats import TimingStats  # noqa: E402
 from runner.beats import watch_imports  # noqa: E402
 from runner.progress import ProgressReporter  # noqa: E402
@@ -41,6 +42,9 @@ def render(store, job, beat):
     """
     params = job["params"]
     model_dir = job["model"]["path"]
+    # The family is the model folder's (its model_index.json), whatever the record says.
+    family = families.family_of(model_dir)
+    image = _input_image(store, job) if family.takes_image else None
     runtime = (job.get("runner") or {}).get("runtime") or {}
     os.nice(int(runtime.get("nice", DEFAULT_NICE)))
     geo = cost_model.geometry(model_dir)
@@ -61,7 +65,8 @@ def render(store, job, beat):
     threads = share.apply()
     compute, _ = precision.choose_compute("cpu", runtime.get("compute_dtype", "auto"))
     beat()
-    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1), compute=compute):
+    if calibrate.ensure(model_dir, store.root, runtime.get("max_workers", 1), compute=compute,
+                        name=job["model"]["name"]):
         _log("calibrated this host for the model")
         reporter.calibrated = True
     beat()
@@ -78,7 +83,10 @@ def render(store, job, beat):
     freeze_long_lived()
 
     reporter.enter(Phase.TEXT)
-    prompt_kwargs = staged.encode(params)
+    prompt_kwargs = staged.encode(params, image)
+    reporter.record_memory(staged.memory.stages)
+    # Image-to-video: the image encoders run in the text phase, right after the text encoders.
+    condition = staged.encode_image(params, image) if image is not None else None
     reporter.record_memory(staged.memory.stages)
 
     def on_step(index):
@@ -86,7 +94,7 @@ def render(store, job, beat):
         share.maybe_rebalance()
 
     reporter.enter(Phase.DENOISING)
-    latents = staged.denoise(params, prompt_kwargs, on_step, on_loaded=reporter.steps_begin)
+    latents = staged.denoise(params, prompt_kwargs, on_step, on_loaded=reporter.steps_begin, condition=condition)
     reporter.record_memory(staged.memory.stages)
 
     reporter.enter(Phase.DECODING)
@@ -94,10 +102,11 @@ def render(store, job, beat):
     frames, decode_mode = staged.decode(latents, params)
     reporter.record_memory(staged.memory.stages)
     _log(f"decoded {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} ({decode_mode})")
-    del staged, latents, prompt_kwargs
+    del staged, latents, prompt_kwargs, condition
 
     reporter.enter(Phase.WRITING)
-    video = _write_video(store, job["job_id"], frames, params, beat)
+    frame_count = families.output_frame_count(family, model_dir, params["video_length"])
+    video = _write_video(store, job["job_id"], frames, params, beat, frame_count)
     poster = _write_poster(store, job["job_id"], frames[0])
     heartbeat.set()
     done = reporter.complete(video, poster)
@@ -105,8 +114,36 @@ def render(store, job, beat):
     return done
 
 
-def _write_video(store, job_id, frames, params, beat=None):
-    """Encode the MP4 beside its final name, check what was written, and move it into place."""
+def _input_image(store, job):
+    """The job's input image (image-to-video), as an RGB PIL image; a clear error if it cannot be read.
+
+    It is the normalized PNG the service stored beside the job (never a link it would follow).
+    """
+    from PIL import Image
+
+    path = store.input_path(job["job_id"])
+    try:
+        handle, _info = open_regular(path)
+    except FileNotFoundError:
+        raise RuntimeError(f"The input image of this image-to-video job is missing ({path.name} is not in the "
+                           "inputs folder); submit the job again with its image") from None
+    except OSError as exc:
+        raise RuntimeError(f"The input image of this image-to-video job cannot be read: {exc}") from None
+    with handle:
+        try:
+            picture = Image.open(handle)
+            picture.load()
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"The input image of this image-to-video job ({path.name}) is not a readable "
+                               f"image: {exc}") from None
+    return picture.convert("RGB")
+
+
+def _write_video(store, job_id, frames, params, beat=None, frame_count=None):
+    """Encode the MP4 beside its final name, check what was written, and move it into place.
+
+    `frame_count`: the frames the model makes for the job (families.output_frame_count;
+    default: the job's video_length)."""
     from runner import video_file
 
     partial = store.partial_video_path(job_id)
@@ -122,7 +159,7 @@ def _write_video(store, job_id, frames, params, beat=None):
         if reason:
             raise OSError(f"The video could not be written: {reason}") from exc
         raise
-    expected = (params["video_length"], params["width"], params["height"])
+    expected = (frame_count or params["video_length"], params["width"], params["height"])
     if (written["frames"], written["width"], written["height"]) != expected:
         raise RuntimeError(
             f"the encoded video has {written['frames']} frames of {written['width']}x{written['height']}, "

@@ -59,10 +59,14 @@ def configure_decoding(vae, params, geo, device):
         memory, _total = torch.cuda.mem_get_info()
     else:
         memory = memory_limit_bytes()
+    # The 13B VAE also decodes frame chunk by frame chunk when tiling; the 1.5 VAE tiles in space only.
+    framewise = hasattr(vae, "use_framewise_decoding")
     if run_plan.decoding(params, geo, memory) == "whole":
         vae.disable_tiling()
-        vae.use_framewise_decoding = False
+        if framewise:
+            vae.use_framewise_decoding = False
         return "whole"
     vae.enable_tiling()
-    vae.use_framewise_decoding = True
+    if framewise:
+        vae.use_framewise_decoding = True
     return "tiled"

@@ -52,6 +52,21 @@ def tiny_model(tmp_path_factory):
     return path
 
 
+# The four families' demo models by name (runner/demo_models.py).
+DEMO_MODELS = ("demo-hunyuanvideo", "demo-hunyuanvideo-i2v", "demo-hunyuanvideo-1.5", "demo-hunyuanvideo-1.5-i2v")
+
+
+@pytest.fixture(scope="session")
+def demo_folders(tmp_path_factory):
+    """All four demo models, built once in one interpreter through the builder's command line."""
+    root = tmp_path_factory.mktemp("demo-models")
+    code = ("import sys; from runner.demo_models import main; "
+            "[main([name, sys.argv[1] + '/' + name]) for name in sys.argv[2:]]")
+    subprocess.run([sys.executable, "-c", code, str(root), *DEMO_MODELS], check=True, cwd=ROOT, capture_output=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return {name: root / name for name in DEMO_MODELS}
+
+
 @pytest.fixture(scope="session")
 def host_calibration(tiny_model, tmp_path_factory):
     """This host measured for the tiny model once per session (runner/calibrate.py, for real)."""

@@ -1,6 +1,7 @@
 """The four HunyuanVideo families' demo models: built offline, recognised, and generating on CPU.
 
-Each demo is built once per session by `python -m runner.demo_models`, recognised by
+Each demo is built once per session by `python -m runner.demo_models` (the `demo_folders`
+fixture in tests/conftest.py), recognised by
 `families.family_of` from its model_index.json, loaded with its diffusers pipeline
 class from the folder alone (offline), and run for a few tiny steps: the video that
 comes out must have the frame count and size the family's rules predict.
@@ -9,8 +10,6 @@ comes out must have the frame count and size the family's rules predict.
 import inspect
 import json
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -25,8 +24,6 @@ from hunyuan_core import families  # noqa: E402
 from hunyuan_core.model_source import METADATA_FILE  # noqa: E402
 from runner import demo_models  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
-
 DEMOS = {
     "demo-hunyuanvideo": "hunyuanvideo",
     "demo-hunyuanvideo-i2v": "hunyuanvideo-i2v",
@@ -39,17 +36,6 @@ STEPS = 3
 # both orientations, so every size rule has something to do.
 REQUESTED_SIZE = (264, 200)
 IMAGES = {"demo-hunyuanvideo-i2v": (200, 120), "demo-hunyuanvideo-1.5-i2v": (150, 260)}
-
-
-@pytest.fixture(scope="session")
-def demo_folders(tmp_path_factory):
-    """All four demo models, built once in one interpreter through the builder's command line."""
-    root = tmp_path_factory.mktemp("demo-models")
-    code = ("import sys; from runner.demo_models import main; "
-            "[main([name, sys.argv[1] + '/' + name]) for name in sys.argv[2:]]")
-    subprocess.run([sys.executable, "-c", code, str(root), *DEMOS], check=True, cwd=ROOT, capture_output=True,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return {name: root / name for name in DEMOS}
 
 
 def _image(width, height):
