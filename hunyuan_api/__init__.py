@@ -11,15 +11,15 @@ import logging
 
 from flask import Flask
 
-from hunyuan_core import __version__, config, params  # noqa: F401  (__version__: the service's version)
+from hunyuan_core import __version__, catalog, config, params  # noqa: F401  (__version__: the service's version)
 from hunyuan_core.job_store import JobStore
-from hunyuan_core.model_source import EmbeddedModelBuilder, resolve
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
 from . import api as api_errors
 from . import auth, body_limits
 from .api import API_SETTINGS, Api
+from .schemas.submission import GenerateFormRequestSchema, GenerateRequestSchema
 from .services import Services
 
 
@@ -39,12 +39,16 @@ def create_app(test_config=None):
         app.config.update(config.from_environ(test_config.get("ENVIRON", {})))
         app.config.update(test_config)
 
-    app.config["PARAMETERS"] = params.parameter_table(app.config)
+    models = catalog.from_settings(app.config)
+    # The default model's table: the declared request schema and OpenAPI document show its ranges.
+    app.config["PARAMETERS"] = models.default.parameters
+    # A JSON body may then carry an image as a data: URL, so its size limit is raised (body_limits.py).
+    app.config["ACCEPTS_IMAGES"] = any(m.family.takes_image for m in models.models)
     store = JobStore(app.config["DATA_DIR"])
     store.index.reconcile_seconds = app.config["INDEX_RECONCILE_SECONDS"]
     store.index.open()  # built from the job files now if missing, not on the first request
-    model = resolve(app.config["MODEL_PATH"], app.config["DATA_DIR"])
-    builder = EmbeddedModelBuilder(model)
+    model = models.default.source
+    builder = catalog.Builders(models.sources())
     housekeeping = _housekeeping(store, app.config)
     supervisor = Supervisor(
         store,
@@ -57,10 +61,10 @@ def create_app(test_config=None):
         model_builder=builder,
         housekeeping=housekeeping,
     )
-    submitter = Submitter(store, model, supervisor.wake, app.config["PARAMETERS"],
+    submitter = Submitter(store, models, supervisor.wake,
                           max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"])
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
-                                             submitter=submitter)
+                                             submitter=submitter, models=models)
 
     from .views import control, events, files, jobs, logs, metrics, pages, service
 
@@ -76,12 +80,15 @@ def create_app(test_config=None):
     api.register_blueprint(metrics.blp)
     api.register_blueprint(control.blp)
     app.register_blueprint(pages.blp)
+    api.spec.components.schema("GenerateRequest", schema=GenerateRequestSchema)
+    api.spec.components.schema("GenerateFormRequest", schema=GenerateFormRequestSchema)
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:
         supervisor.start()
     logging.getLogger(__name__).info(
-        "serving with data folder %s, model %s, MAX_WORKERS=%s", store.root, model.path, app.config["MAX_WORKERS"]
+        "serving with data folder %s, models %s, MAX_WORKERS=%s", store.root,
+        ", ".join(f"{m.name} ({m.source.path})" for m in models.models), app.config["MAX_WORKERS"]
     )
     return app
 
@@ -109,8 +116,13 @@ def _housekeeping(store, settings):
 
 
 def _document_configured_ranges(api, table):
-    """Write the configured ranges and defaults into the OpenAPI document's request schema."""
-    properties = api.spec.components.schemas["GenerateRequest"]["properties"]
-    for p in table:
-        if p.name in params.CONFIGURABLE:
+    """Write the default model's ranges and defaults into the OpenAPI document's request schemas.
+
+    The schema's checks pick each request's model's table when the request comes,
+    so apispec cannot read them off the fields: the document shows the default
+    model's, and GET /api/info every model's.
+    """
+    for name in ("GenerateRequest", "GenerateFormRequest"):
+        properties = api.spec.components.schemas[name]["properties"]
+        for p in table:
             properties[p.name].update(minimum=p.minimum, maximum=p.maximum, default=p.default)

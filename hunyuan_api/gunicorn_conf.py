@@ -10,10 +10,9 @@ import sys
 import time
 
 from hunyuan_api import web_worker
-from hunyuan_core import PROJECT_ROOT
+from hunyuan_core import PROJECT_ROOT, catalog
 from hunyuan_core import config as service_settings  # not "config": gunicorn reads that name as a setting
 from hunyuan_core.job_store import JobStore
-from hunyuan_core.model_source import EmbeddedModelBuilder, resolve
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '10000')}"
 # Web workers only validate, read files and start runners; generation happens in
@@ -37,33 +36,43 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 
 
 def on_starting(server):
-    """Before workers start: check the settings, build the embedded model, calibrate the host.
+    """Before workers start: check the settings, build the demo models, calibrate the host for each model.
 
-    Building it here (once, in a subprocess) means the port only opens when jobs
+    Building them here (once, in a subprocess each) means the port only opens when jobs
     can run, so a client that starts right away never meets the 503. Calibrating
     here (a few seconds, once per model and host) makes even the first job's
     estimate a measured one.
     """
     try:
         settings = service_settings.from_environ()
+        models = catalog.from_settings(settings)  # reads each folder's family: an unknown one stops here
     except ValueError as exc:
         # A bad setting (e.g. an API_KEY that holds no key) must stop the server, not weaken it.
         server.log.error("invalid configuration: %s", exc)
         sys.exit(1)
-    source = resolve(settings["MODEL_PATH"], settings["DATA_DIR"])
-    if source.embedded:
-        server.log.info("building the embedded demo model in %s (first start only)", source.path)
-        EmbeddedModelBuilder(source).build_now()
-    server.log.info("model: %s", source.path)
+    for served in models.models:
+        if served.source.embedded:
+            server.log.info("building the demo model %s in %s (first start only)", served.name, served.source.path)
+    catalog.Builders(models.sources()).build_now()
+    for served in models.models:
+        server.log.info("model %s: %s", served.name, served.source.path)
     # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.
     started = time.monotonic()
     index = JobStore(settings["DATA_DIR"]).index
     index.open()
     index.close()
     server.log.info("job index ready in %.2f s", time.monotonic() - started)
-    if (source.path / "model_index.json").is_file():
-        command = [sys.executable, "-m", "runner.calibrate", str(source.path), "--data-dir", settings["DATA_DIR"],
-                   "--max-workers", str(settings["MAX_WORKERS"])]
-        result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
-        # A failed calibration only costs estimate accuracy (priors are used): say so, do not stop.
-        server.log.info("calibration: %s", (result.stdout.strip() or result.stderr.strip().splitlines()[-1:]))
+    for served in models.models:
+        _calibrate(server, served, settings)
+
+
+def _calibrate(server, served, settings):
+    """Measure this host for one model (once per model and host; runner/calibrate.py skips a current one)."""
+    if not (served.source.path / "model_index.json").is_file():
+        return
+    command = [sys.executable, "-m", "runner.calibrate", str(served.source.path), "--data-dir",
+               settings["DATA_DIR"], "--max-workers", str(settings["MAX_WORKERS"])]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    # A failed calibration only costs estimate accuracy (priors are used): say so, do not stop.
+    server.log.info("calibration of %s: %s", served.name,
+                    (result.stdout.strip() or result.stderr.strip().splitlines()[-1:]))

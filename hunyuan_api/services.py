@@ -4,22 +4,24 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from hunyuan_core.catalog import Builders, Catalog
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.job_views import JobViewer
-from hunyuan_core.model_source import EmbeddedModelBuilder, ModelSource
+from hunyuan_core.model_source import ModelSource
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
 
 @dataclass
 class Services:
-    """Store, model, supervisor and submission service of one app."""
+    """Store, models, supervisor and submission service of one app (`model`: the default model's source)."""
 
     store: JobStore
     model: ModelSource
-    builder: EmbeddedModelBuilder
+    builder: Builders
     supervisor: Supervisor
     submitter: Submitter
+    models: Catalog
 
 
 def services():

@@ -1,8 +1,9 @@
 """Which model folder the service generates with, and whether it is ready.
 
-With `MODEL_PATH` set, that diffusers-format folder is used as it is. Without it,
-the service uses its embedded demo model, which it builds itself (offline, in a
-subprocess, since the web process never imports torch) into the data folder.
+A model folder (from `MODEL_PATH` or a `MODELS` entry, see catalog.py) is used as it
+is. An embedded demo model is built by the service itself (offline, in a
+subprocess, since the web process never imports torch) into the data folder:
+`runner.tiny_model` for the 13B text-to-video demo, `runner.demo_models` for the others.
 """
 
 import json
@@ -17,6 +18,7 @@ from filelock import FileLock, Timeout
 from . import PROJECT_ROOT
 
 EMBEDDED_MODEL_NAME = "tiny-random-hunyuanvideo-v2"
+DEFAULT_DEMO = "demo-hunyuanvideo"
 METADATA_FILE = "hunyuan_api_model.json"  # written by the service beside the diffusers files
 BUILD_ERROR_FILE = "build-error.txt"
 # After a failed build, wait this long before trying again rather than spinning.
@@ -30,10 +32,16 @@ class ModelSource:
 
     path: Path
     embedded: bool
+    # The embedded demo's name (runner/demo_models.py); None for the 13B text-to-video demo and for folders.
+    demo: str = None
+    # The setting that names a folder, for messages ("MODEL_PATH", "MODELS").
+    setting: str = "MODEL_PATH"
 
     @property
     def name(self):
         """A short name for messages and statistics."""
+        if self.embedded and self.demo not in (None, DEFAULT_DEMO):
+            return self.path.name
         return EMBEDDED_MODEL_NAME if self.embedded else self.path.name
 
 
@@ -71,12 +79,14 @@ def describe(source, reveal_paths=True):
         or (
             "Embedded demo model (random weights; its videos are noise), built by the service on first start."
             if source.embedded
-            else "HunyuanVideo weights loaded from MODEL_PATH with diffusers' HunyuanVideoPipeline."
+            else f"HunyuanVideo weights loaded from {source.setting} with diffusers' HunyuanVideoPipeline."
+            if source.setting == "MODEL_PATH"
+            else f"HunyuanVideo weights loaded from {source.setting} with the diffusers pipeline its model_index.json names."
         ),
         "ready": False,
         "problem": None,
     }
-    folder = f"MODEL_PATH {source.path}" if reveal_paths else "MODEL_PATH"
+    folder = f"{source.setting} {source.path}" if reveal_paths else source.setting
     if source.embedded:
         # The metadata file is written last by the builder, so it marks a complete build.
         if METADATA_FILE in _names(source.path):
@@ -131,8 +141,14 @@ class EmbeddedModelBuilder:
         """True when a runner could load the model now."""
         return describe(self.source)["ready"]
 
+    def not_ready_paths(self):
+        """This model's folder while it is not built (what the supervisor asks a builder)."""
+        return set() if self.ready() else {str(self.source.path)}
+
     def _command(self):
-        return [self.python, "-m", "runner.tiny_model", str(self.source.path)]
+        if self.source.demo in (None, DEFAULT_DEMO):
+            return [self.python, "-m", "runner.tiny_model", str(self.source.path)]
+        return [self.python, "-m", "runner.demo_models", self.source.demo, str(self.source.path)]
 
     def build_now(self):
         """Build synchronously (used before the server starts); raise if it fails."""
@@ -162,8 +178,9 @@ class EmbeddedModelBuilder:
         self._lock.release()
         # The child takes the lock itself through build_now, so a rival build waits for it.
         self._process = subprocess.Popen(
-            [self.python, "-c", "import sys; from hunyuan_core.model_source import _build_cli; _build_cli(sys.argv[1])",
-             str(self.source.path)],
+            [self.python, "-c",
+             "import sys; from hunyuan_core.model_source import _build_cli; _build_cli(sys.argv[1], sys.argv[2])",
+             str(self.source.path), self.source.demo or DEFAULT_DEMO],
             cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -187,10 +204,10 @@ class EmbeddedModelBuilder:
             marker.write_text((lines[-1] if lines else f"builder exited with code {returncode}") + "\n")
 
 
-def _build_cli(path):
+def _build_cli(path, demo=DEFAULT_DEMO):
     """Entry point of the background build subprocess."""
     try:
-        EmbeddedModelBuilder(ModelSource(Path(path), embedded=True)).build_now()
+        EmbeddedModelBuilder(ModelSource(Path(path), embedded=True, demo=demo)).build_now()
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         sys.exit(1)

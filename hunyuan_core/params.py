@@ -91,22 +91,40 @@ def nearest_frame_count(frames):
     return nearest_multiple(frames - 1, FRAME_STEP) + 1
 
 
-def resolve(request, table=PARAMETERS):
+def resolve(request, table=PARAMETERS, family=None, folder=None, image=None):
     """Turn a validated request into the parameters the runner will use.
 
     Returns `(params, adjustments)`: `params` holds every value actually used
     (sizes the model can take, a concrete seed), and `adjustments` says in plain
     words what was changed and why, so the job record explains itself.
+
+    `family` (hunyuan_core.families; None: the 13B text-to-video model) decides the
+    size rules and which fields the model ignores, `folder` is the model's folder (a
+    1.5 model's size buckets depend on it), `image` the input image of an
+    image-to-video request (its width and height set the video's shape).
     """
     params = {p.name: request.get(p.name, p.default) for p in table}
     params["prompt"] = request["prompt"]
     params["negative_prompt"] = request.get("negative_prompt")
     adjustments = []
-    for name in ("width", "height"):
-        rounded = nearest_multiple(params[name], SIZE_MULTIPLE)
-        if rounded != params[name]:
-            adjustments.append(f"{name} {params[name]} rounded to {rounded}: the model needs a multiple of 16")
-            params[name] = rounded
+    unused = family.unused_fields if family is not None else ()
+    for name in unused:
+        params.pop(name, None)
+        if request.get(name) is not None:
+            adjustments.append(f"{name} is not used by {family.name} models: {_why_unused(family, name)}")
+    if image is not None and family is not None:
+        _size_from_image(params, family, folder, image, adjustments)
+    elif family is not None and family.bucketed:
+        _size_from_bucket(params, family, folder, adjustments)
+    else:
+        multiple = family.size_multiple if family is not None else SIZE_MULTIPLE
+        for name in ("width", "height"):
+            rounded = nearest_multiple(params[name], multiple)
+            if rounded != params[name]:
+                adjustments.append(
+                    f"{name} {params[name]} rounded to {rounded}: the model needs a multiple of {multiple}"
+                )
+                params[name] = rounded
     frames = nearest_frame_count(params["video_length"])
     if frames != params["video_length"]:
         adjustments.append(
@@ -125,6 +143,40 @@ def resolve(request, table=PARAMETERS):
         adjustments.append(f"seed drawn at random: {seed} (send it back to reproduce this video)")
     params["seed"] = seed
     return params, adjustments
+
+
+def _why_unused(family, name):
+    if name in ("width", "height"):
+        return "the video's size follows the image's aspect ratio"
+    if name == "embedded_guidance_scale":
+        return "it has no distilled (embedded) guidance; guidance_scale sets its classifier-free guidance"
+    return "the pipeline has no such setting"
+
+
+def _size_from_bucket(params, family, folder, adjustments):
+    """A bucketed (1.5) text-to-video model: the bucket nearest the requested shape."""
+    from . import families  # families builds its tables from this module's
+
+    width, height = families.size_for_request(family, folder, params["width"], params["height"])
+    if (width, height) != (params["width"], params["height"]):
+        adjustments.append(
+            f"size {params['width']}x{params['height']} changed to {width}x{height}: the nearest of the model's "
+            f"size buckets (about {families.target_size(folder)}x{families.target_size(folder)} pixels)"
+        )
+    params["width"], params["height"] = width, height
+
+
+def _size_from_image(params, family, folder, image, adjustments):
+    """An image-to-video model: the size bucket nearest the image's aspect ratio."""
+    from . import families  # families builds its tables from this module's
+
+    width, height = families.size_for_image(family, folder, image.width, image.height,
+                                            params.get("width"), params.get("height"))
+    adjustments.append(
+        f"size {width}x{height}: follows the image's aspect ratio ({image.width}x{image.height}), "
+        "the nearest of the model's size buckets"
+    )
+    params["width"], params["height"] = width, height
 
 
 def describe(table=PARAMETERS):

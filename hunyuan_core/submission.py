@@ -7,13 +7,14 @@ hunyuan_core/errors.py, which it renders in its own way. The steps, in the order
 they are checked: the model is ready, the Idempotency-Key is well formed, the
 parameters are resolved, then under the store lock the key is looked up, the job is
 admitted (queue cap, free disk), created with its owner and webhook, and the key
-remembered; last the supervisor is woken so the job can start at once.
+remembered; last the supervisor is woken so the job can start at once. Before all
+of them, the named model is looked up and the image checked against its task.
 """
 
 from dataclasses import dataclass
 
-from . import admission, idempotency, model_source, params, webhooks
-from .errors import BadRequest, ModelNotReady
+from . import admission, catalog, idempotency, model_source, params, webhooks
+from .errors import BadRequest, InvalidInput, ModelNotReady
 from .job_record import new_job, new_job_id
 
 # How long a client should wait before retrying while the model is being prepared.
@@ -29,29 +30,39 @@ class Submission:
 
 
 class Submitter:
-    """Queues jobs on one store, for one model and one set of limits."""
+    """Queues jobs on one store, for the models of one catalog and one set of limits."""
 
-    def __init__(self, store, model, wake, parameters=params.PARAMETERS, max_queue=0, min_free_disk_mb=0):
-        """`model` is a ModelSource, `wake` what tells the supervisor a job is waiting (or None).
+    def __init__(self, store, models, wake, max_queue=0, min_free_disk_mb=0):
+        """`models` is a catalog.Catalog (or one ModelSource), `wake` what tells the supervisor a job is waiting (or None).
 
-        `parameters` is the parameter table with the configured ranges and defaults
-        (params.parameter_table); `max_queue` and `min_free_disk_mb` 0 mean no limit.
+        Each model brings its parameter table (ranges and defaults as configured);
+        `max_queue` and `min_free_disk_mb` 0 mean no limit.
         """
         self.store = store
-        self.model = model
+        self.models = catalog.of(models)
         self.wake = wake
-        self.parameters = parameters
         self.max_queue = max_queue
         self.min_free_disk_mb = min_free_disk_mb
 
-    def submit(self, request, owner=None, idempotency_key=None):
+    def submit(self, request, owner=None, idempotency_key=None, image=None):
         """Queue a job for the validated `request` dict, for `owner` (an API key's name, or None).
 
-        Returns a Submission. Raises ModelNotReady (Retry-After), BadRequest for a
-        malformed key, Conflict for a key used before with another request,
-        QueueFull (Retry-After) or InsufficientStorage.
+        `request["model"]` names the model (absent: the default one); `image` is the
+        decoded input image (hunyuan_core.images.InputImage) of an image-to-video
+        request, or None. Returns a Submission. Raises InvalidInput for an unknown
+        model or an image the model cannot take (or lacks), ModelNotReady
+        (Retry-After), BadRequest for a malformed key, Conflict for a key used
+        before with another request, QueueFull (Retry-After) or InsufficientStorage.
         """
-        model = model_source.describe(self.model)
+        served = self.models.get(request.get("model"))
+        family = served.family
+        if family.takes_image and image is None:
+            raise InvalidInput("image", f"Required: {served.name} is an image-to-video model; send the first "
+                                        "frame as a multipart file part or a data: URL.")
+        if image is not None and not family.takes_image:
+            raise InvalidInput("image", f"{served.name} is a text-to-video model and takes no image; name an "
+                                        "image-to-video model in `model`.")
+        model = model_source.describe(served.source)
         if not model["ready"]:
             raise ModelNotReady(model_source.unavailable_detail(model),
                                 {"Retry-After": str(MODEL_RETRY_AFTER_SECONDS)})
@@ -59,13 +70,15 @@ class Submitter:
         key_problem = None if key is None else idempotency.validate_key(key)
         if key_problem:
             raise BadRequest(key_problem)
-        used, adjustments = params.resolve(request, self.parameters)
+        used, adjustments = params.resolve(request, served.parameters, family, served.source.path, image)
         store = self.store
         # One lock around look-up, admission and creation: two web workers given the same
         # key at once make one job, and the queue cap is not overshot by a race.
         with store.locked():
             if key is not None:
-                digest = idempotency.request_digest(request)
+                # The digest covers what the body names and what it resolves to: the model and the image.
+                digest = idempotency.request_digest(dict(
+                    request, model=served.name, image=None if image is None else image.sha256))
                 earlier = idempotency.find(store, key, digest, owner)  # KeyConflict is a Conflict
                 if earlier is not None:
                     return Submission(earlier, earlier=True)
@@ -76,13 +89,16 @@ class Submitter:
                 request=request,
                 params=used,
                 adjustments=adjustments,
-                model={"name": model["name"], "path": model["path"], "demo": model["demo"]},
+                model=served.job_model(),
                 owner=owner,
             )
             if request.get("webhook_url"):
                 job["webhook"] = webhooks.new_delivery(request["webhook_url"])
             if key is not None:
                 job["idempotency_key_sha256"] = idempotency.remember(store, key, digest, job_id, owner)
+            if image is not None:
+                # Saved before the job exists, so a runner never meets a job without its image.
+                job["image"] = store.save_input(job_id, image)
             store.create(job)
         if self.wake is not None:
             self.wake()

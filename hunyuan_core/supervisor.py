@@ -108,10 +108,10 @@ class Supervisor:
     def tick(self):
         """Fail vanished runners and start queued jobs into free slots; returns the ids started."""
         self._reap_children()
-        model_ready = True
+        waiting_models = set()  # folders of models still being built: their jobs wait, others start
         if self.model_builder is not None:
             self.model_builder.build_in_background()
-            model_ready = self.model_builder.ready()
+            waiting_models = self.model_builder.not_ready_paths()
         started = []
         with self._lock:
             jobs = self.store.active_jobs()
@@ -125,9 +125,8 @@ class Supervisor:
                     self.housekeeping.run()
                 except Exception:  # retention and webhooks must never stop dispatching
                     log.exception("housekeeping failed")
-            if not model_ready:
-                return started
-            queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value]
+            queued = [job for job in jobs if job["status"] == JobStatus.QUEUED.value
+                      and (job.get("model") or {}).get("path") not in waiting_models]
             for job in queued[: max(self.max_workers - busy, 0)]:
                 if self._start_runner(job["job_id"]):
                     started.append(job["job_id"])

@@ -6,6 +6,7 @@ import pytest
 
 from hunyuan_core import params
 from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 from .conftest import SMALL_REQUEST, make_app
 
@@ -61,6 +62,22 @@ def test_info_lists_every_parameter_with_the_documented_range(client):
         assert (body["parameters"][p.name]["minimum"], body["parameters"][p.name]["maximum"]) == (p.minimum, p.maximum)
     assert body["model"]["demo"] is True and "MODEL_PATH" in body["using_real_weights"]
     assert body["size_rules"]["width_height_multiple"] == 16
+
+
+def test_the_default_demo_is_listed_as_the_one_model_and_recorded_in_jobs(client, store):
+    info = client.get("/api/info").get_json()
+    (model,) = info["models"]
+    assert (model["name"], model["family"], model["task"], model["demo"], model["default"]) == (
+        "demo-hunyuanvideo", "hunyuanvideo", "text-to-video", True, True)
+    assert model["parameters"] == info["parameters"] and model["precision"] == info["precision"]
+    assert info["precision"]["for_request"] == "the default request (640x480, 61 frames)"
+    job = store.get(submit(client)["job_id"])
+    # `name` stays the build's name: this host's timing statistics are kept under it.
+    assert job["model"] | {"path": None} == {"name": EMBEDDED_MODEL_NAME, "path": None, "demo": True,
+                                             "family": "hunyuanvideo", "task": "text-to-video",
+                                             "served_as": "demo-hunyuanvideo"}
+    health = client.get("/health").get_json()
+    assert [(m["served_as"], m["ready"]) for m in health["models"]] == [("demo-hunyuanvideo", True)]
 
 
 def test_model_being_built_gives_the_documented_503(tmp_path):

@@ -13,6 +13,11 @@ class ModelStateSchema(ma.Schema):
     description = ma.fields.String()
     ready = ma.fields.Boolean()
     problem = ma.fields.String(allow_none=True)
+    # In `models` (one entry per configured model): the name requests use, and what the model is.
+    served_as = ma.fields.String(metadata={"description": "The name a request's `model` field gives"})
+    family = ma.fields.String(metadata={"description": "hunyuanvideo, hunyuanvideo-i2v, hunyuanvideo-1.5 or "
+                                        "hunyuanvideo-1.5-i2v (from its model_index.json)"})
+    task = ma.fields.String(metadata={"description": "text-to-video or image-to-video"})
 
 
 class HealthModelSchema(ModelStateSchema):
@@ -25,13 +30,14 @@ class HealthModelSchema(ModelStateSchema):
 class HealthSchema(ma.Schema):
     """GET /health."""
 
-    status = ma.fields.String(metadata={"description": "healthy, starting (model not ready yet) or unhealthy"})
-    model_loaded = ma.fields.Boolean(metadata={"description": "True when the model is ready for runners to load"})
+    status = ma.fields.String(metadata={"description": "healthy, starting (a model is not ready yet) or unhealthy"})
+    model_loaded = ma.fields.Boolean(metadata={"description": "True when every model is ready for runners to load"})
     active_jobs = ma.fields.Integer(metadata={"description": "Jobs processing now"})
     queued_jobs = ma.fields.Integer()
     total_jobs = ma.fields.Integer()
     running_runners = ma.fields.Integer(metadata={"description": "Jobs whose runner processes are alive"})
     max_workers = ma.fields.Integer()
     unreadable_jobs = ma.fields.Integer()
-    model = ma.fields.Nested(HealthModelSchema)
+    model = ma.fields.Nested(HealthModelSchema, metadata={"description": "The default model"})
+    models = ma.fields.List(ma.fields.Nested(HealthModelSchema), metadata={"description": "Every configured model"})
     problems = ma.fields.List(ma.fields.String())

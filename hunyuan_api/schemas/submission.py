@@ -5,12 +5,13 @@ import re
 from urllib.parse import urlsplit
 
 import marshmallow as ma
-from flask import current_app
+from flask import current_app, g
 from marshmallow import validate
 
 from hunyuan_core import webhook_guard
 from hunyuan_core.job_record import JobStatus
-from hunyuan_core.params import CONFIGURABLE, MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS
+from hunyuan_core.errors import InvalidInput
+from hunyuan_core.params import CONFIGURABLE, MAX_PROMPT_CHARS, MAX_SEED, PARAMETERS, PARAMETERS_BY_NAME
 
 from .common import RANGE_ERROR
 
@@ -72,38 +73,75 @@ def _reachable_webhook(url):
         ) from None
 
 
-def _configured(name):
-    """The app's own version of a parameter whose range is set by configuration."""
-    return {p.name: p for p in current_app.config["PARAMETERS"]}[name]
+def _models():
+    """The app's catalog of models (hunyuan_core/catalog.py); None in an app without the service's objects."""
+    services = current_app.extensions.get("hunyuan_api")
+    return services.models if services is not None else None
 
 
-def _configured_range(name):
+def _chosen():
+    """The model the request being loaded names (set by the schema's pre_load), else the default; or None."""
+    models = _models()
+    if models is None:
+        return None
+    return g.get("hunyuan_model") or models.default
+
+
+def _chosen_parameter(name):
+    """The chosen model's version of a parameter; the API document's for a field the model does not use."""
+    served = _chosen()
+    table = served.parameters if served is not None else current_app.config["PARAMETERS"]
+    for p in table:
+        if p.name == name:
+            return p
+    return PARAMETERS_BY_NAME[name]
+
+
+def _chosen_default(name):
+    def default():
+        served = _chosen()
+        if served is not None and name in served.family.unused_fields:
+            return ma.missing  # not filled in: only a field the client sent is named in `adjustments`
+        return _chosen_parameter(name).default
+
+    return default
+
+
+def _chosen_range(name):
     def check(value):
-        p = _configured(name)
+        p = _chosen_parameter(name)
         validate.Range(min=p.minimum, max=p.maximum, error=RANGE_ERROR)(value)
 
     return check
 
 
+def _known_model(name):
+    models = _models()
+    try:
+        if models is not None:
+            models.get(name)
+    except InvalidInput as exc:
+        raise ma.ValidationError(exc.message) from None
+
+
 def _parameter_fields():
     """One schema field per generation parameter, from the table in hunyuan_core/params.py.
 
-    Parameters in params.CONFIGURABLE take their default and range from the app's
-    settings at request time (create_app writes them into the OpenAPI document).
+    Each request's defaults and ranges are its model's (hunyuan_core/catalog.py):
+    the declared ones, and the OpenAPI document (create_app writes the configured
+    ranges in), are the default model's.
     """
     fields = {}
     for p in PARAMETERS:
         field_class = ma.fields.Integer if p.kind is int else StrictFloat
         options = {"strict": True} if p.kind is int else {"allow_nan": False}
         if p.name in CONFIGURABLE:
-            default, check = (lambda name=p.name: _configured(name).default), _configured_range(p.name)
             description = f"{p.description} Range and default set by the service's configuration."
         else:
-            default = p.default
-            check = validate.Range(min=p.minimum, max=p.maximum, error=RANGE_ERROR)
             description = f"{p.description} Range {p.minimum}-{p.maximum}, default {p.default}."
         fields[p.name] = field_class(
-            load_default=default, validate=check, metadata={"description": description, "example": p.default}, **options
+            load_default=_chosen_default(p.name), validate=_chosen_range(p.name),
+            metadata={"description": description, "example": p.default}, **options
         )
     return fields
 
@@ -113,6 +151,29 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
 
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def choose_model(self, data, **kwargs):
+        """Note the model the body names, so every field's default and range are that model's."""
+        models = _models()
+        if models is not None:
+            g.hunyuan_model = models.lookup(data.get("model") if isinstance(data, dict) else None)
+        return data
+
+    model = ma.fields.String(
+        allow_none=True,
+        validate=_known_model,
+        metadata={"description": "The model to generate with: a name from GET /api/info `models`. Absent or "
+                  "null: the first configured model. Each model has its own ranges and defaults.",
+                  "example": "demo-hunyuanvideo"},
+    )
+    image = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Image-to-video models only (and required by them): the first frame as a "
+                  "`data:` URL (data:image/png;base64,...; PNG, JPEG or WebP). In a multipart/form-data body, "
+                  "send it as a file part named `image` instead. Nothing is fetched from a URL.",
+                  "format": "data-url"},
+    )
 
     prompt = ma.fields.String(
         required=True,
@@ -147,6 +208,19 @@ class GenerateRequestSchema(ma.Schema.from_dict(_parameter_fields())):
             "must be a public address unless the operator allows others (WEBHOOK_ALLOWED_NETWORKS); redirects "
             "are not followed."
         },
+    )
+
+
+class GenerateFormRequestSchema(GenerateRequestSchema):
+    """The multipart/form-data body of POST /api/generate (documentation only: uploads.py reads it).
+
+    The same fields as form fields, and the image as a file part.
+    """
+
+    image = ma.fields.Raw(
+        metadata={"type": "string", "format": "binary",
+                  "description": "Image-to-video models only (and required by them): the first frame, a PNG, "
+                  "JPEG or WebP file (EXIF orientation applied, alpha flattened onto white)."},
     )
 
 

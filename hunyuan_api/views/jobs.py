@@ -1,12 +1,15 @@
 """Jobs: submitting, inspecting, listing and deleting them (the work is hunyuan_core's; this is the HTTP)."""
 
+import marshmallow as ma
 from flask import request as flask_request
 from flask.views import MethodView
+from flask_smorest import abort
 
-from hunyuan_core import idempotency, jobs
+from hunyuan_core import idempotency, images, jobs
 
-from .. import auth
+from .. import auth, uploads
 from ..api import Blueprint
+from ..body_limits import UPLOAD_MIMETYPE
 from ..schemas.jobs import DeleteResponseSchema, JobListQuerySchema, JobListSchema, JobStatusSchema
 from ..schemas.submission import GenerateRequestSchema, GenerateResponseSchema
 from ..services import services, viewer
@@ -23,30 +26,59 @@ IDEMPOTENCY_HEADER = {
 }
 
 
+def _request_body(component):
+    return {"schema": {"$ref": f"#/components/schemas/{component}"}}
+
+
+# Both bodies, written by hand: flask-smorest's @arguments documents one content type per operation.
+GENERATE_BODY = {
+    "required": True,
+    "description": "The generation request: JSON (an image as a `data:` URL in `image`), or multipart/form-data "
+    "with the same fields as form fields and the image as a file part named `image`. Image-to-video models "
+    "need an image; text-to-video models refuse one.",
+    "content": {
+        "application/json": _request_body("GenerateRequest"),
+        UPLOAD_MIMETYPE: _request_body("GenerateFormRequest"),
+    },
+}
+
+
 @blp.route("/generate")
 class Generate(MethodView):
     """POST /api/generate"""
 
-    @blp.arguments(GenerateRequestSchema)
     @blp.response(200, GenerateResponseSchema)
     @blp.alt_response(400, description="The body is not valid JSON")
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER], requestBody=GENERATE_BODY)
     @blp.alt_response(409, description="The Idempotency-Key was used before with a different request body")
-    @blp.alt_response(413, description="The body is larger than MAX_BODY_KB (refused before it is read)")
-    @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range")
+    @blp.alt_response(413, description="The body is larger than MAX_BODY_KB (MAX_UPLOAD_MB for an image), "
+                      "refused before it is read")
+    @blp.alt_response(422, description="Invalid parameters: `detail` names the field and its allowed range; an "
+                      "unknown model; an image a text-to-video model was sent, or an image-to-video model lacks")
     @blp.alt_response(429, description="The queue is full (MAX_QUEUE); Retry-After says when to try again")
     @blp.alt_response(503, description="Model not ready yet (Retry-After says when to try again)")
     @blp.alt_response(507, description="Free disk space in the data folder is below MIN_FREE_DISK_MB")
-    def post(self, request):
+    def post(self):
         """Submit a video generation job
 
         Sizes the model cannot take are rounded to the nearest valid value (width and
-        height to multiples of 16, video_length to 4k+1); `params` in the answer shows
-        the values that will be used and `adjustments` says what changed and why.
+        height to multiples of 16, video_length to 4k+1; a HunyuanVideo 1.5 model's
+        nearest size bucket; an image-to-video model's bucket nearest the image's
+        aspect ratio); `params` in the answer shows the values that will be used and
+        `adjustments` says what changed and why (and which sent fields the model does
+        not use). `model` picks one of GET /api/info's `models` (absent: the first).
         A repeated request with the same `Idempotency-Key` header gets the same job.
         """
+        fields, data, _ = uploads.generate_body(flask_request, GenerateRequestSchema)
+        try:
+            request = GenerateRequestSchema().load(fields)
+        except ma.ValidationError as error:
+            location = "form" if flask_request.mimetype == UPLOAD_MIMETYPE else "json"
+            abort(422, messages={location: error.messages}, exc=error)
+        image = images.decode_image(data) if data is not None else None
         submitted = services().submitter.submit(
-            request, owner=auth.request_key_name(), idempotency_key=flask_request.headers.get(idempotency.HEADER)
+            request, owner=auth.request_key_name(), idempotency_key=flask_request.headers.get(idempotency.HEADER),
+            image=image,
         )
         if submitted.earlier:
             return _submission_answer(submitted.job, "Job already submitted with this Idempotency-Key")

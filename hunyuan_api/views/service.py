@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hunyuan_core import __version__, model_source, params, run_plan
+from hunyuan_core import __version__, families, model_source, params, run_plan
 from hunyuan_core.config import runner_runtime
 from hunyuan_core.job_record import JobStatus
 from hunyuan_core.processes import runner_alive
@@ -79,19 +79,24 @@ class Health(MethodView):
         svc = services()
         by_status, unreadable = svc.store.index.counts()  # from the index: no job file is read
         model = model_source.describe(svc.model, reveal_paths=False)
+        models = [served.describe(reveal_paths=False) for served in svc.models.models]
+        all_ready = all(state["ready"] for state in models)
         counts = {status: by_status.get(status.value, 0) for status in JobStatus}
         problems = []
         writable = os.access(svc.store.jobs_dir, os.W_OK)
         if not writable:
             problems.append("the data folder (DATA_DIR) is not writable")
-        if not model["ready"]:
-            problems.append(model["problem"])
+        for state in models:
+            if not state["ready"]:
+                # One model: its problem as it always read; several: which model it is.
+                problems.append(state["problem"] if len(models) == 1 else f"{state['served_as']}: {state['problem']}")
         if unreadable:
             problems.append(f"{unreadable} job file(s) cannot be read; see GET /api/jobs")
-        status = "unhealthy" if not writable else ("healthy" if model["ready"] else "starting")
+        # Healthy only when every configured model can take jobs: a deploy waits for all of them.
+        status = "unhealthy" if not writable else ("healthy" if all_ready else "starting")
         body = {
             "status": status,
-            "model_loaded": model["ready"],
+            "model_loaded": all_ready,
             "active_jobs": counts[JobStatus.PROCESSING],
             "queued_jobs": counts[JobStatus.QUEUED],
             "total_jobs": sum(counts.values()) + unreadable,
@@ -99,6 +104,7 @@ class Health(MethodView):
             "max_workers": current_app.config["MAX_WORKERS"],
             "unreadable_jobs": unreadable,
             "model": model,
+            "models": models,
             "problems": problems,
         }
         return body, (503 if status == "unhealthy" else 200)
@@ -145,7 +151,8 @@ class Info(MethodView):
                 "nice": config["RUNNER_NICE"],
                 "step_cache": config["STEP_CACHE"],
             },
-            "precision": _precision_plan(model, config) if model["ready"] else None,
+            "precision": _precision_plan(services().models.default, config) if model["ready"] else None,
+            "models": [_model_info(served, config) for served in services().models.models],
             "calibration": _calibration_summary(model["name"]),
             "video": {"container": "mp4", "codec": "h264", "pix_fmt": "yuv420p", "faststart": True},
             "endpoints": ENDPOINTS,
@@ -162,10 +169,58 @@ def _calibration_summary(model_name):
     }
 
 
-def _precision_plan(model, config):
-    """The storage plan for the API document's default request (640x480x61)."""
-    table = config["PARAMETERS"]
+def _model_info(served, config):
+    """One model as GET /api/info lists it: what it is, its ranges, size rules and precision plan."""
+    state = served.describe()
+    return {
+        "name": served.name,
+        "family": served.family.name,
+        "task": served.family.task,
+        "takes_image": served.family.takes_image,
+        "demo": state["demo"],
+        "ready": state["ready"],
+        "problem": state["problem"],
+        "default": served.default,
+        "description": state["description"],
+        "parameters": params.describe(served.parameters),
+        "unused_fields": list(served.family.unused_fields),
+        "size_rules": _size_rules(served, state["ready"]),
+        "precision": _precision_plan(served, config) if state["ready"] else None,
+    }
+
+
+def _size_rules(served, ready):
+    """How a model's sizes are chosen: free multiples (13B) or buckets of its resolution class (1.5)."""
+    family = served.family
+    rules = {
+        "width_height_multiple": family.size_multiple,
+        "video_length": f"{family.frame_step}k+1 frames",
+        "sizes": "buckets" if family.bucketed else "multiples",
+    }
+    if family.takes_image:
+        rules["from_image"] = "the output takes the image's aspect ratio: the nearest size bucket"
+    if family.bucketed and ready:
+        target = families.target_size(served.source.path)
+        rules["target_size"] = target
+        rules["buckets"] = {
+            ratio: "{}x{}".format(*families.nearest_bucket(w, h, target, family.size_multiple))
+            for ratio, (w, h) in (("16:9", (16, 9)), ("9:16", (9, 16)), ("1:1", (1, 1)))
+        }
+    return rules
+
+
+def _precision_plan(served, config):
+    """The storage plan of a model for its default request (640x480x61 for the API document's model).
+
+    The one place /api/info asks for a plan (hunyuan_core/run_plan.py); None when
+    the model's folder cannot be planned for (a family the run plan does not know yet).
+    """
+    table = served.parameters
     default = {p.name: p.default for p in table} | {"prompt": "A cat walks on the grass, realistic style."}
-    described = run_plan.describe(model["path"], default, runner_runtime(config))
-    described["for_request"] = "the default request (640x480, 61 frames)"
+    try:
+        described = run_plan.describe(str(served.source.path), default, runner_runtime(config))
+    except (KeyError, TypeError):
+        return None  # a family the run plan cannot price yet: no plan rather than a failed /api/info
+    described["for_request"] = (f"the default request ({default['width']}x{default['height']}, "
+                                f"{default['video_length']} frames)")
     return described
