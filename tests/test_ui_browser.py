@@ -6,7 +6,6 @@ finished-job screenshot also replaces docs/ui.png.
 
 import hashlib
 import io
-import json
 import os
 import shutil
 from pathlib import Path
@@ -18,9 +17,9 @@ from PIL import Image
 from hunyuan_core import families
 from hunyuan_core.images import decode_image
 from hunyuan_core.job_store import JobStore
-from hunyuan_core.model_source import METADATA_FILE
 
 from .conftest import ROOT, artifact_path
+from .light_models import light_demo
 from .server import GunicornServer, kill_all_runners
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -223,26 +222,10 @@ def test_cancel_in_the_page_cancels_a_queued_job(server, page):
 I2V_DEMO = "demo-hunyuanvideo-1.5-i2v"
 
 
-def light_demo(data_dir, demo_name, target_size):
-    """A demo model's folder holding what the web side reads of it (no weights): the page needs no more.
-
-    A demo's family comes from its name; the transformer's config gives its 1.5 size
-    class, and the metadata file marks it as built (ready). Without model_index.json
-    the server's start skips calibrating it (seconds of torch that nothing here needs),
-    and its jobs fail in the runner: this test looks at what the page sends, not at videos.
-    """
-    family = families.by_demo_name(demo_name)
-    folder = data_dir / "models" / family.demo_folder
-    (folder / "transformer").mkdir(parents=True)
-    (folder / "transformer" / "config.json").write_text(json.dumps({"target_size": target_size}))
-    (folder / METADATA_FILE).write_text(json.dumps({"name": family.demo_folder, "demo": True}))
-    return family
-
-
 @pytest.fixture
 def two_models(data_dir):
     """The default demo (built) and a 1.5 image-to-video demo (configs only), one runner slot."""
-    light_demo(data_dir, I2V_DEMO, 256)
+    light_demo(data_dir, I2V_DEMO)
     with GunicornServer(data_dir, workers=1, MAX_WORKERS=1, MIN_STEPS=1,
                         MODELS=f"demo-hunyuanvideo, {I2V_DEMO}") as running:
         yield running
