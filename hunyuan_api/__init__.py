@@ -11,7 +11,7 @@ import logging
 
 from flask import Flask
 
-from hunyuan_core import __version__, catalog, config, params  # noqa: F401  (__version__: the service's version)
+from hunyuan_core import __version__, catalog, config, model_source  # noqa: F401  (__version__: the service's version)
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
@@ -48,7 +48,7 @@ def create_app(test_config=None):
     store.index.reconcile_seconds = app.config["INDEX_RECONCILE_SECONDS"]
     store.index.open()  # built from the job files now if missing, not on the first request
     model = models.default.source
-    builder = catalog.Builders(models.sources())
+    builder = model_source.Builders(models.sources())
     housekeeping = _housekeeping(store, app.config)
     supervisor = Supervisor(
         store,

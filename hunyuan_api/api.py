@@ -31,7 +31,8 @@ API_SETTINGS = {
     "API_SPEC_OPTIONS": {
         "info": {
             "description": (
-                "Text-to-video generation with Tencent's HunyuanVideo. Submit a job with POST /api/generate, "
+                "Text-to-video and image-to-video generation with Tencent's HunyuanVideo (13B and 1.5 models; "
+                "GET /api/info lists the ones this server offers). Submit a job with POST /api/generate, "
                 "poll GET /api/status/{job_id}, then download the MP4 from the video_url it returns. "
                 "Every error body carries a human-readable `detail`."
             )

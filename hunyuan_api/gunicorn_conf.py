@@ -10,7 +10,7 @@ import sys
 import time
 
 from hunyuan_api import web_worker
-from hunyuan_core import PROJECT_ROOT, catalog
+from hunyuan_core import PROJECT_ROOT, catalog, model_source
 from hunyuan_core import config as service_settings  # not "config": gunicorn reads that name as a setting
 from hunyuan_core.job_store import JobStore
 
@@ -53,7 +53,7 @@ def on_starting(server):
     for served in models.models:
         if served.source.embedded:
             server.log.info("building the demo model %s in %s (first start only)", served.name, served.source.path)
-    catalog.Builders(models.sources()).build_now()
+    model_source.Builders(models.sources()).build_now()
     for served in models.models:
         server.log.info("model %s: %s", served.name, served.source.path)
     # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.

@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from hunyuan_core.catalog import Builders, Catalog
+from hunyuan_core.catalog import Catalog
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.job_views import JobViewer
-from hunyuan_core.model_source import ModelSource
+from hunyuan_core.model_source import Builders, ModelSource
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 

@@ -1,138 +1,22 @@
-"""The models one server offers: the MODELS setting, each model's family, source and parameter table.
+"""The models one server offers: each model's source, family, parameter table and state.
 
-`MODELS` is a comma-separated list of entries `[NAME=]SOURCE[;OPTION=VALUE...]`:
-SOURCE is a diffusers model folder or the name of an embedded demo model
-(`demo-hunyuanvideo`, `demo-hunyuanvideo-i2v`, `demo-hunyuanvideo-1.5`,
-`demo-hunyuanvideo-1.5-i2v`); NAME is what requests put in `model` (default: the
-demo's name, or the folder's name); OPTIONs are per-model limits named like the
-global settings, lower-cased (`min_steps`, `default_steps`, `max_steps`,
-`default_flow_shift`, `max_flow_shift`). The first entry is the default model.
-`MODEL_PATH` is a one-entry list; with neither set the one model is
-`demo-hunyuanvideo`, as before MODELS existed.
-
-A folder's family is read from its model_index.json (families.family_of) when the
-catalog is made; a folder that does not exist yet is not ready (requests naming it
-get a 503 that says why) and its family is read once it appears.
+The MODELS setting (hunyuan_core/models_setting.py) names them; this module makes
+them: a demo name becomes the embedded demo model's folder under DATA_DIR/models,
+a folder's family is read from its model_index.json (families.family_of) when the
+catalog is made, and a folder that does not exist yet is not ready (requests naming
+it get a 503 that says why) until it appears, when its family is read. The first
+model is the default one.
 """
 
-import math
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import families, model_source, params
 from .errors import InvalidInput
+from .models_setting import DEFAULT_DEMO, Entry, entries_from_settings, looks_like_demo, safe_name
 
-DEFAULT_DEMO = "demo-hunyuanvideo"
-# What a request's `model` names: plain words, like API key names (they end up in job files and logs).
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-# Per-model options: (kind, smallest value), with the global setting each one overrides.
-OPTIONS = {
-    "min_steps": (int, 1),
-    "default_steps": (int, 1),
-    "max_steps": (int, 1),
-    "default_flow_shift": (float, 0.0),
-    "max_flow_shift": (float, 0.01),
-}
 # The 13B text-to-video family is the API document's: the global settings shape its table, as they always did.
 DOCUMENTED_FAMILY = families.FAMILIES["HunyuanVideoPipeline"]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One parsed MODELS entry: its name, its source (folder path or demo name) and its options."""
-
-    name: str
-    source: str
-    options: dict
-    # Where it came from, for messages: "MODELS entry 2", "MODEL_PATH", or the default.
-    setting: str = "MODELS"
-
-
-def parse(value):
-    """Parse a MODELS value into Entries; raise ValueError naming MODELS for anything malformed.
-
-    Checked here, without touching the disk: the entry syntax, names, demo names,
-    option names and values, and repeated names. Families are read by `Catalog`.
-    """
-    entries = []
-    for number, text in enumerate(value.split(","), start=1):
-        text = text.strip()
-        if not text:
-            continue
-        entries.append(_parse_entry(number, text))
-    if not entries:
-        raise ValueError(f"MODELS is set but names no model ({value!r}); unset it for the demo model")
-    seen = set()
-    for entry in entries:
-        if entry.name in seen:
-            raise ValueError(f"MODELS: the name {entry.name!r} is given twice (name one entry NAME=SOURCE)")
-        seen.add(entry.name)
-    return tuple(entries)
-
-
-def _parse_entry(number, text):
-    where = f"MODELS entry {number} ({text!r})"
-    head, *option_texts = (part.strip() for part in text.split(";"))
-    name, equals, source = (part.strip() for part in head.partition("="))
-    if not equals:
-        name, source = "", name
-    if not source:
-        raise ValueError(f"{where}: no model folder or demo name (write [NAME=]SOURCE[;option=value...])")
-    if _looks_like_demo(source):
-        try:
-            families.by_demo_name(source)
-        except families.UnknownFamilyError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-    if equals and not name:
-        raise ValueError(f"{where}: an empty name before '='")
-    name = name or (source if _looks_like_demo(source) else Path(source).name)
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"{where}: the name {name!r} must be 1 to 64 letters, digits, '_', '.', '@' or '-', "
-                         "starting with a letter or digit (give one: NAME=SOURCE)")
-    options = {}
-    for option_text in option_texts:
-        key, equals, raw = (part.strip() for part in option_text.partition("="))
-        key = key.lower()
-        if key not in OPTIONS:
-            raise ValueError(f"{where}: unknown option {key!r} (known: {', '.join(OPTIONS)})")
-        if not equals or not raw:
-            raise ValueError(f"{where}: option {key} has no value (write {key}=VALUE)")
-        if key in options:
-            raise ValueError(f"{where}: option {key} is given twice")
-        kind, minimum = OPTIONS[key]
-        try:
-            number_value = kind(raw)
-        except ValueError:
-            words = "an integer" if kind is int else "a number"
-            raise ValueError(f"{where}: option {key} must be {words}, not {raw!r}") from None
-        if not math.isfinite(number_value) or number_value < minimum:
-            raise ValueError(f"{where}: option {key} must be at least {minimum}, not {raw}")
-        options[key] = number_value
-    return Entry(name, source, options, where)
-
-
-def _looks_like_demo(source):
-    """A source without a path separator that starts like a demo name is meant as one (a folder would be ./demo-...)."""
-    return source.startswith("demo-") and "/" not in source and "\\" not in source
-
-
-def entries_from_settings(settings):
-    """The configured entries: MODELS, else MODEL_PATH as a one-entry list, else the 13B demo."""
-    if settings.get("MODELS") and settings.get("MODEL_PATH"):
-        raise ValueError("MODELS and MODEL_PATH are both set: list the MODEL_PATH folder in MODELS instead")
-    if settings.get("MODELS"):
-        return settings["MODELS"]
-    if settings.get("MODEL_PATH"):
-        path = settings["MODEL_PATH"]
-        return (Entry(_safe_name(Path(path).expanduser().resolve().name), path, {}, "MODEL_PATH"),)
-    return (Entry(DEFAULT_DEMO, DEFAULT_DEMO, {}, "the default"),)
-
-
-def _safe_name(name):
-    """MODEL_PATH's folder name as a model name, made plain (MODEL_PATH never needed a name of its own)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.@-]", "-", name).lstrip("_.@-")[:64]
-    return cleaned or "model"
 
 
 class ServedModel:
@@ -145,6 +29,7 @@ class ServedModel:
         self.default = default
         self._family = family
         self._settings = settings
+        self._table = None
 
     @property
     def family(self):
@@ -158,8 +43,25 @@ class ServedModel:
 
     @property
     def parameters(self):
-        """The parameter table requests for this model are validated and resolved with."""
-        return parameter_table(self.family, self._settings, self.entry.options)
+        """The parameter table requests for this model are validated and resolved with.
+
+        Kept once everything it depends on could be read (the family, and a 1.5
+        model's resolution class); until then made afresh, so a folder that appears
+        later is taken as it is.
+        """
+        if self._table is not None:
+            return self._table
+        family = self.family
+        table = parameter_table(family, self._settings, self.entry.options)
+        settled = self._family is not None
+        if family.bucketed:
+            if (self.source.path / "transformer" / "config.json").is_file():
+                table = _bucket_defaults(table, family, families.target_size(self.source.path), self.entry.options)
+            else:
+                settled = False
+        if settled:
+            self._table = table
+        return table
 
     def describe(self, reveal_paths=True):
         """The model's state (model_source.describe) with its name, family and task."""
@@ -199,6 +101,27 @@ def parameter_table(family, settings, options=None):
     return tuple(changed)
 
 
+def _bucket_defaults(table, family, target, options):
+    """A bucketed (1.5) model's table with its resolution class's defaults: size and flow shift.
+
+    The family's table names the 480p class's 848x480 and shift 5; a model of another
+    class (720p, or a demo's scaled-down one) makes its own 16:9 size, so a default
+    request needs no rounding, and takes Tencent's shift for its class (unless its
+    MODELS entry sets one). Ranges only widen to hold the defaults: a size /api/info
+    shows as the default is one a client may send back.
+    """
+    width, height = families.nearest_bucket(16, 9, target, family.size_multiple)
+    defaults = {"width": width, "height": height}
+    if "default_flow_shift" not in options:
+        defaults["flow_shift"] = families.recommended_flow_shift(family, target)
+    return tuple(
+        replace(p, default=defaults[p.name], minimum=min(p.minimum, defaults[p.name]),
+                maximum=max(p.maximum, defaults[p.name]))
+        if p.name in defaults else p
+        for p in table
+    )
+
+
 class Catalog:
     """The configured models, the first one the default."""
 
@@ -223,7 +146,9 @@ class Catalog:
         try:
             return self.by_name[name]
         except (KeyError, TypeError):
-            raise InvalidInput("model", f"Unknown model {name!r}; known models: {', '.join(self.names)}.") from None
+            # repr() shows control characters escaped; a long name is cut, not echoed whole.
+            shown = repr(name) if len(str(name)) <= 64 else repr(str(name)[:64]) + "..."
+            raise InvalidInput("model", f"Unknown model {shown}; known models: {', '.join(self.names)}.") from None
 
     def lookup(self, name):
         """The model called `name`, or the default when there is none (for range checks before the name's own)."""
@@ -244,7 +169,7 @@ def from_settings(settings):
     served = []
     for number, entry in enumerate(entries_from_settings(settings)):
         label = "MODEL_PATH" if entry.setting == "MODEL_PATH" else "MODELS"
-        if _looks_like_demo(entry.source):
+        if looks_like_demo(entry.source):
             family = families.by_demo_name(entry.source)
             source = model_source.ModelSource(data_dir / "models" / family.demo_folder, embedded=True,
                                               demo=entry.source)
@@ -277,7 +202,7 @@ def single(source):
             family = families.family_of(source.path)
         except families.UnknownFamilyError:
             family = DOCUMENTED_FAMILY
-    name = source.demo or (DEFAULT_DEMO if source.embedded else _safe_name(source.path.name))
+    name = source.demo or (DEFAULT_DEMO if source.embedded else safe_name(source.path.name))
     return Catalog([ServedModel(Entry(name, str(source.path), {}, "code"), source, family, None, default=True)])
 
 
@@ -285,27 +210,3 @@ def of(models):
     """`models` as a Catalog: a Catalog as it is, a lone ModelSource as a one-model one."""
     return single(models) if isinstance(models, model_source.ModelSource) else models
 
-
-class Builders:
-    """The embedded demo models' builders, driven together by the supervisor and gunicorn's start hook."""
-
-    def __init__(self, sources):
-        self.builders = [model_source.EmbeddedModelBuilder(s) for s in sources if s.embedded]
-
-    def build_now(self):
-        """Build every missing demo model, one after another; raise if one fails."""
-        for builder in self.builders:
-            builder.build_now()
-
-    def build_in_background(self):
-        """Start a build of each missing demo model (one subprocess each); never blocks."""
-        for builder in self.builders:
-            builder.build_in_background()
-
-    def ready(self):
-        """True when every demo model is built."""
-        return all(builder.ready() for builder in self.builders)
-
-    def not_ready_paths(self):
-        """The folders of demo models not built yet: jobs for them wait (others start)."""
-        return {str(b.source.path) for b in self.builders if not b.ready()}

@@ -8,7 +8,7 @@ import hashlib
 import os
 import re
 
-from . import catalog
+from . import models_setting
 from .heartbeat import DEFAULT_STALL_SECONDS
 from .webhook_guard import parse_networks
 
@@ -61,8 +61,8 @@ def from_environ(environ=None):
     return {
         "DATA_DIR": os.path.abspath(env.get("DATA_DIR", "data")),
         "MODEL_PATH": env.get("MODEL_PATH", "").strip(),
-        # The models offered (hunyuan_core/catalog.py); empty: MODEL_PATH, else the 13B demo model.
-        "MODELS": catalog.parse(env["MODELS"]) if env.get("MODELS", "").strip() else (),
+        # The models offered (hunyuan_core/models_setting.py, catalog.py); empty: MODEL_PATH, else the 13B demo model.
+        "MODELS": models_setting.parse(env["MODELS"]) if env.get("MODELS", "").strip() else (),
         "MAX_WORKERS": max_workers,
         # 0: each runner takes cores / runners alive, re-checked as jobs come and go.
         "RUNNER_THREADS": _int("RUNNER_THREADS", env.get("RUNNER_THREADS", "0"), 0),

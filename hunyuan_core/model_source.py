@@ -81,7 +81,8 @@ def describe(source, reveal_paths=True):
             if source.embedded
             else f"HunyuanVideo weights loaded from {source.setting} with diffusers' HunyuanVideoPipeline."
             if source.setting == "MODEL_PATH"
-            else f"HunyuanVideo weights loaded from {source.setting} with the diffusers pipeline its model_index.json names."
+            else f"HunyuanVideo weights loaded from {source.setting} with the diffusers pipeline its "
+            "model_index.json names."
         ),
         "ready": False,
         "problem": None,
@@ -202,6 +203,31 @@ class EmbeddedModelBuilder:
         else:
             lines = [line for line in stderr.strip().splitlines() if line.strip()]
             marker.write_text((lines[-1] if lines else f"builder exited with code {returncode}") + "\n")
+
+
+class Builders:
+    """The embedded demo models' builders, driven together by the supervisor and gunicorn's start hook."""
+
+    def __init__(self, sources):
+        self.builders = [EmbeddedModelBuilder(s) for s in sources if s.embedded]
+
+    def build_now(self):
+        """Build every missing demo model, one after another; raise if one fails."""
+        for builder in self.builders:
+            builder.build_now()
+
+    def build_in_background(self):
+        """Start a build of each missing demo model (one subprocess each); never blocks."""
+        for builder in self.builders:
+            builder.build_in_background()
+
+    def ready(self):
+        """True when every demo model is built."""
+        return all(builder.ready() for builder in self.builders)
+
+    def not_ready_paths(self):
+        """The folders of demo models not built yet: jobs for them wait (others start)."""
+        return {str(b.source.path) for b in self.builders if not b.ready()}
 
 
 def _build_cli(path, demo=DEFAULT_DEMO):

@@ -33,7 +33,7 @@ class Submitter:
     """Queues jobs on one store, for the models of one catalog and one set of limits."""
 
     def __init__(self, store, models, wake, max_queue=0, min_free_disk_mb=0):
-        """`models` is a catalog.Catalog (or one ModelSource), `wake` what tells the supervisor a job is waiting (or None).
+        """`models` is a catalog.Catalog (or one ModelSource), `wake` what tells the supervisor a job waits (or None).
 
         Each model brings its parameter table (ranges and defaults as configured);
         `max_queue` and `min_free_disk_mb` 0 mean no limit.
@@ -99,7 +99,12 @@ class Submitter:
             if image is not None:
                 # Saved before the job exists, so a runner never meets a job without its image.
                 job["image"] = store.save_input(job_id, image)
-            store.create(job)
+            try:
+                store.create(job)
+            except BaseException:
+                if image is not None:
+                    store.discard_input(job_id)  # no job, no input: nothing is left behind for nobody
+                raise
         if self.wake is not None:
             self.wake()
         return Submission(job)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hunyuan_core import catalog, config, families, params
+from hunyuan_core import catalog, config, families, model_source, models_setting, params
 from hunyuan_core.errors import InvalidInput
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
@@ -28,7 +28,8 @@ def settings(tmp_path, **environ):
 
 
 def test_entries_take_names_options_demo_names_and_folders():
-    entries = catalog.parse(" demo-hunyuanvideo , fast=/models/hv15-480p;min_steps=8;DEFAULT_STEPS=8; max_steps=12,"
+    entries = models_setting.parse(" demo-hunyuanvideo , fast=/models/hv15-480p;min_steps=8;DEFAULT_STEPS=8; "
+                                   "max_steps=12,"
                             "/models/other;max_flow_shift=20;default_flow_shift=17.5")
     assert [(e.name, e.source) for e in entries] == [
         ("demo-hunyuanvideo", "demo-hunyuanvideo"), ("fast", "/models/hv15-480p"), ("other", "/models/other")]
@@ -36,8 +37,8 @@ def test_entries_take_names_options_demo_names_and_folders():
     assert entries[1].options == {"min_steps": 8, "default_steps": 8, "max_steps": 12}
     assert entries[2].options == {"max_flow_shift": 20.0, "default_flow_shift": 17.5}
     # Paths may hold '=' after a name; a demo may be renamed.
-    assert catalog.parse("a=/x/b=c")[0].source == "/x/b=c"
-    assert catalog.parse("small=demo-hunyuanvideo-1.5")[0].name == "small"
+    assert models_setting.parse("a=/x/b=c")[0].source == "/x/b=c"
+    assert models_setting.parse("small=demo-hunyuanvideo-1.5")[0].name == "small"
 
 
 @pytest.mark.parametrize("value, words", [
@@ -70,7 +71,8 @@ def test_folders_are_read_for_their_family_and_an_unknown_one_stops_the_server(t
     models = catalog.from_settings(settings(tmp_path, MODELS=f"{hv15},demo-hunyuanvideo-1.5-i2v"))
     assert [(m.name, m.family.name, m.default) for m in models.models] == [
         ("hv15", "hunyuanvideo-1.5", True), ("demo-hunyuanvideo-1.5-i2v", "hunyuanvideo-1.5-i2v", False)]
-    assert models.models[1].source.embedded and models.models[1].source.path.name == "tiny-random-hunyuanvideo-1.5-i2v-v1"
+    demo = models.models[1].source
+    assert demo.embedded and demo.path.name == "tiny-random-hunyuanvideo-1.5-i2v-v1"
     other = model_folder(tmp_path, "sd", "StableDiffusionPipeline")
     with pytest.raises(ValueError, match=r"^MODELS: sd: .*StableDiffusionPipeline.*not a HunyuanVideo family"):
         catalog.from_settings(settings(tmp_path, MODELS=f"demo-hunyuanvideo, {other}"))
@@ -112,7 +114,8 @@ def test_each_model_gets_its_familys_table_the_global_limits_and_its_own_options
                "max_steps=12;default_flow_shift=3"))
     table = {m.name: {p.name: p for p in m.parameters} for m in models.models}
     # The 13B text-to-video table takes the global settings exactly as params.parameter_table applies them.
-    assert models.get("demo-hunyuanvideo").parameters == params.parameter_table(models.get("demo-hunyuanvideo")._settings)
+    documented = models.get("demo-hunyuanvideo")
+    assert documented.parameters == params.parameter_table(documented._settings)
     steps = table["demo-hunyuanvideo"]["num_inference_steps"]
     assert (steps.minimum, steps.default, steps.maximum) == (4, 6, 12)
     # 1.5 keeps its family's recommendations: 121 frames, guidance 6, flow shift 5, 4-50 steps; no embedded guidance.
@@ -139,7 +142,7 @@ def test_an_unknown_name_lists_the_known_ones(tmp_path):
 
 def test_demo_builders_use_each_demos_own_builder(tmp_path):
     models = catalog.from_settings(settings(tmp_path, MODELS="demo-hunyuanvideo, demo-hunyuanvideo-1.5"))
-    builders = catalog.Builders(models.sources())
+    builders = model_source.Builders(models.sources())
     commands = [b._command()[1:] for b in builders.builders]
     assert commands[0] == ["-m", "runner.tiny_model", str(models.models[0].source.path)]
     assert commands[1] == ["-m", "runner.demo_models", "demo-hunyuanvideo-1.5", str(models.models[1].source.path)]

@@ -5,9 +5,13 @@ test_protection.py, test_key_scoping.py and the others; here the services' own
 contract: which domain error, with which code, detail and headers.
 """
 
-import pytest
+import io
+import json
 
-from hunyuan_core import errors, jobs
+import pytest
+from PIL import Image
+
+from hunyuan_core import catalog, config, errors, images, jobs
 from hunyuan_core.job_record import JobStatus, new_job_id
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.model_source import ModelSource
@@ -168,3 +172,30 @@ def test_canceling_twice_is_a_conflict_and_a_processing_job_cannot_be_deleted(co
         jobs.delete(core_store, running["job_id"], jobs.EVERYONE)
     jobs.delete(core_store, job_id, jobs.EVERYONE)
     assert [job["job_id"] for job in core_store.list()[0]] == [running["job_id"]]
+
+
+def test_the_model_is_named_in_the_request_and_an_image_goes_with_image_to_video_models_only(core_store, tmp_path):
+    folder = tmp_path / "i2v"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "HunyuanVideo15ImageToVideoPipeline"}))
+    settings = config.from_environ({"DATA_DIR": str(core_store.root),
+                                    "MODELS": f"t2v={tmp_path / 'model'}, i2v={folder}"})
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model_index.json").write_text(json.dumps({"_class_name": "HunyuanVideoPipeline"}))
+    submitter = Submitter(core_store, catalog.from_settings(settings), None)
+    buffer = io.BytesIO()
+    Image.new("RGB", (90, 160)).save(buffer, "PNG")
+    image = images.decode_image(buffer.getvalue())
+    with pytest.raises(errors.InvalidInput) as caught:
+        submitter.submit(dict(REQUEST, model="i2v"))
+    assert caught.value.status_code == 422 and caught.value.field == "image"
+    with pytest.raises(errors.InvalidInput, match="^Invalid request: image: t2v is a text-to-video model"):
+        submitter.submit(REQUEST, image=image)
+    with pytest.raises(errors.InvalidInput, match="^Invalid request: model: Unknown model 'x'; known models: t2v, i2v"):
+        submitter.submit(dict(REQUEST, model="x"), image=image)
+    assert core_store.list()[0] == []
+    job = submitter.submit(dict(REQUEST, model="i2v"), image=image).job
+    assert job["image"] == image.record(core_store.input_path(job["job_id"]).name)
+    assert core_store.input_path(job["job_id"]).read_bytes() == image.png
+    assert (job["params"]["width"], job["params"]["height"]) == (480, 848)
+    assert job["model"]["served_as"] == "i2v" and job["model"]["family"] == "hunyuanvideo-1.5-i2v"

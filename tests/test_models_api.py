@@ -8,13 +8,16 @@ runner runs; generating with each family end to end is the runner's tests' job.
 import base64
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
 
 from hunyuan_core import families
 
-from .conftest import make_app
+from .conftest import ROOT, make_app
+from .server import free_port
 from .test_catalog import model_folder
 
 PROMPT = "A cat walks on the grass, realistic style."
@@ -70,6 +73,8 @@ def test_an_unknown_model_is_a_422_listing_the_known_ones(client):
     assert body["detail"] == "Invalid request: model: Unknown model 'hv2'; known models: hv, hv15, i2v, fast, hvi2v."
     assert body["errors"] == {"json": {"model": ["Unknown model 'hv2'; known models: hv, hv15, i2v, fast, hvi2v."]}}
     assert post(client, {"prompt": PROMPT, "model": 5}, 422)["detail"] == "Invalid request: model: Not a valid string."
+    detail = post(client, {"prompt": PROMPT, "model": "\x1b[2J" + "x" * 5000}, 422)["detail"]
+    assert "\x1b" not in detail and len(detail) < 300 and "'\\x1b[2J" in detail
 
 
 def test_without_model_the_first_one_is_used_with_the_api_documents_defaults(client, store, folders):
@@ -259,3 +264,41 @@ def test_an_unknown_family_stops_the_app_naming_models(tmp_path):
     folder = model_folder(tmp_path, "sd", "StableDiffusionPipeline")
     with pytest.raises(ValueError, match="^MODELS: sd: "):
         make_app(tmp_path / "data", ENVIRON={"MODELS": f"demo-hunyuanvideo, {folder}"})
+
+
+def test_gunicorn_refuses_to_start_with_a_folder_of_no_hunyuanvideo_family(tmp_path):
+    folder = model_folder(tmp_path, "sd", "StableDiffusionPipeline")
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PORT": str(free_port()),
+           "WEB_CONCURRENCY": "1", "MODELS": f"demo-hunyuanvideo, {folder}"}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:hunyuan_api.gunicorn_conf", "wsgi:app"]
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"gunicorn kept running with a StableDiffusion folder in MODELS:\n{exc.stdout}")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "invalid configuration: MODELS: sd: " in output and "StableDiffusionPipeline" in output
+    # Nothing was built or started first: the check comes before the demo models are built.
+    assert not (tmp_path / "data" / "models").exists()
+
+
+def test_a_15_model_of_another_resolution_class_defaults_to_its_own_16_9_size_and_shift(tmp_path):
+    demo_sized = model_folder(tmp_path, "hv15-demo-sized", "HunyuanVideo15Pipeline", 256)  # the demos' class
+    hd = model_folder(tmp_path, "hv15-720p", "HunyuanVideo15Pipeline", 960)
+    hd_i2v = model_folder(tmp_path, "hv15-720p-i2v", "HunyuanVideo15ImageToVideoPipeline", 960)
+    tuned = f"tuned={hd};default_flow_shift=8"
+    client = make_app(tmp_path / "data", ENVIRON={"MODELS": f"{demo_sized}, {hd}, {hd_i2v}, {tuned}"}).test_client()
+    models = {m["name"]: m["parameters"] for m in client.get("/api/info").get_json()["models"]}
+    small = models["hv15-demo-sized"]
+    assert (small["width"]["default"], small["height"]["default"], small["height"]["minimum"]) == (336, 192, 192)
+    assert small["flow_shift"]["default"] == 5.0
+    assert (models["hv15-720p"]["width"]["default"], models["hv15-720p"]["height"]["default"]) == (1280, 720)
+    assert models["hv15-720p"]["flow_shift"]["default"] == 9.0
+    assert models["hv15-720p-i2v"]["flow_shift"]["default"] == 7.0
+    assert models["tuned"]["flow_shift"]["default"] == 8.0
+    body = post(client, {"prompt": PROMPT, "model": "hv15-demo-sized"})
+    assert (body["params"]["width"], body["params"]["height"]) == (336, 192)
+    assert not any(a.startswith("size") for a in body["adjustments"])
+    # The size a default request gets is one a client may send back.
+    assert post(client, {"prompt": PROMPT, "model": "hv15-demo-sized", "width": 336, "height": 192})["params"][
+        "height"] == 192

@@ -10,6 +10,7 @@ import pytest
 
 from hunyuan_core import processes
 from hunyuan_core.job_record import new_job, new_job_id
+from hunyuan_core.model_source import BUILD_ERROR_FILE, Builders, ModelSource
 from hunyuan_core.supervisor import Supervisor
 
 from .conftest import SMALL_REQUEST, fixture_runner, wait_for
@@ -184,3 +185,18 @@ def test_guard_leaves_a_job_that_is_not_its_own(store, tmp_path):
 
     assert run(job_id, str(store.root), fixture_runner("kills_itself"), 0) == 0
     assert store.get(job_id)["status"] == "queued"
+
+
+def test_jobs_of_a_model_still_being_built_wait_while_other_models_jobs_start(store, tmp_path):
+    demo = ModelSource(tmp_path / "models" / "tiny-random-hunyuanvideo-1.5-v1", embedded=True,
+                       demo="demo-hunyuanvideo-1.5")
+    demo.path.parent.mkdir(parents=True)
+    # Its build failed a moment ago: it is not ready, and not retried (nor built here) for a minute.
+    (demo.path.parent / f"{demo.path.name}.{BUILD_ERROR_FILE}").write_text("failed\n")
+    waiting = queue_job(store, model={"name": demo.name, "path": str(demo.path)})
+    time.sleep(0.002)  # older first: the waiting job is the oldest
+    other = queue_job(store)
+    supervisor = supervisor_for(store, "sleeps_then_completes", model_builder=Builders([demo]))
+    assert supervisor.tick() == [other]
+    assert wait_settled(supervisor, other)["status"] == "completed"
+    assert store.get(waiting)["status"] == "queued"
