@@ -201,6 +201,7 @@ def cmd_status(client, args):
     lines = [
         ("job", job["job_id"]),
         ("status", describe(job)),
+        ("model", job.get("model")),
         ("prompt", params.get("prompt")),
         ("size", f"{params.get('width')}x{params.get('height')}, {params.get('video_length')} frames "
                  f"@ {params.get('fps')} fps, {params.get('num_inference_steps')} steps, seed {params.get('seed')}"),

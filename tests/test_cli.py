@@ -231,6 +231,8 @@ def test_generate_with_a_model_and_an_image_sends_it_as_multipart_and_the_job_ke
     stored = server.data_dir / "inputs" / f"{job_id}.png"
     assert job["image"] == decode_image(picture).record(stored.name) and stored.is_file()
     assert (job["image"]["width"], job["image"]["height"]) == (120, 200)
+    shown = cli("status", job_id, url=server.base_url)
+    assert f"   model: {job['model']['name']}" in shown.stdout.splitlines()
     server.post(f"/api/jobs/{job_id}/cancel")  # a light model: nothing to render
 
 
