@@ -6,9 +6,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .upload import multipart_body
+
 DEFAULT_URL = "http://localhost:10000"
 # Downloads are copied in pieces this big, so a long video never sits in memory whole.
 CHUNK_BYTES = 1 << 20
+# Uploads smaller than the smallest MAX_UPLOAD_MB (1 MiB) need no look at the server's limit first.
+UNCHECKED_UPLOAD_BYTES = 1 << 20
 
 
 class ApiError(Exception):
@@ -32,12 +36,15 @@ class ApiClient:
         self.api_key = api_key or None
         self.timeout = timeout
 
-    def _open(self, method, path, body=None):
+    def _open(self, method, path, body=None, raw=None):
+        """Send `body` as JSON, or `raw` = (bytes, Content-Type) as it is; return the open response."""
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        elif raw is not None:
+            data, headers["Content-Type"] = raw
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
@@ -49,14 +56,29 @@ class ApiClient:
             reason = getattr(error, "reason", error)
             raise Unreachable(f"cannot reach {self.base_url}: {reason}") from None
 
-    def call(self, method, path, body=None):
+    def call(self, method, path, body=None, raw=None):
         """Send a request and return the decoded JSON answer."""
-        with self._open(method, path, body) as response:
+        with self._open(method, path, body, raw) as response:
             return json.loads(response.read() or b"null")
 
-    def generate(self, request):
-        """POST /api/generate."""
-        return self.call("POST", "/api/generate", request)
+    def generate(self, request, image=None):
+        """POST /api/generate: JSON, or with `image` = (file name, bytes, content type) multipart/form-data."""
+        if image is None:
+            return self.call("POST", "/api/generate", request)
+        name, data, content_type = image
+        body, body_type = multipart_body(request, "image", name, data, content_type)
+        if len(body) > UNCHECKED_UPLOAD_BYTES:
+            # A server answers 413 to a body over its limit before reading it, and may close the connection
+            # while a large body is still being sent: the client would see a broken pipe, not the answer.
+            limit = (self.info().get("limits") or {}).get("max_upload_bytes")
+            if isinstance(limit, int) and len(body) > limit:
+                raise ApiError(413, f"The request body would be {len(body)} bytes; this server takes at most "
+                                    f"{limit} bytes (MAX_UPLOAD_MB). Nothing was sent.")
+        return self.call("POST", "/api/generate", raw=(body, body_type))
+
+    def info(self):
+        """GET /api/info."""
+        return self.call("GET", "/api/info")
 
     def status(self, job_id):
         """GET /api/status/{job_id}."""

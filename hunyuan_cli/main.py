@@ -1,4 +1,8 @@
-"""The `hunyuan-video` command line: argument parsing and one function per subcommand."""
+"""The `hunyuan-video` command line: argument parsing and one function per subcommand.
+
+A little over 300 lines: the parser and the seven short subcommands read best side
+by side; what grew beside them lives in its own module (upload.py, model_list.py).
+"""
 
 import argparse
 import json
@@ -14,14 +18,18 @@ from . import (
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
 )
+from . import model_list
 from .client import DEFAULT_URL, ApiClient, ApiError, Unreachable
 from .progress import ProgressDisplay, describe, format_seconds
 from .text import printable, tolerate_any_terminal
+from .upload import ImageFileError, read_image
 
 TERMINAL = ("completed", "failed", "canceled")
 # Flag name -> request field of POST /api/generate, with its type.
 GENERATION_FLAGS = (
+    ("--model", "model", str, "which of the server's models (see `hunyuan-video models`); default: its first"),
     ("--negative-prompt", "negative_prompt", str, "what the video should not show (used when --guidance-scale > 1)"),
     ("--width", "width", int, "pixels; rounded to a multiple of 16"),
     ("--height", "height", int, "pixels; rounded to a multiple of 16"),
@@ -33,6 +41,8 @@ GENERATION_FLAGS = (
     ("--flow-shift", "flow_shift", float, "flow shift of the scheduler"),
     ("--seed", "seed", int, "seed; omitted = random (the job records it)"),
 )
+# Request field -> flag, for the fields a model gives ranges for.
+RANGE_FLAGS = {field: flag for flag, field, _kind, _text in GENERATION_FLAGS if field not in ("model", "seed")}
 
 EPILOG = """exit codes:
   0 success · 1 the job failed, was canceled or has no video · 2 bad command line
@@ -69,6 +79,8 @@ def build_parser():
     generate.add_argument("prompt")
     for flag, field, kind, text in GENERATION_FLAGS:
         generate.add_argument(flag, dest=field, type=kind, help=text)
+    generate.add_argument("--image", metavar="FILE",
+                          help="first frame for an image-to-video model (PNG, JPEG or WebP; sent as multipart)")
     generate.add_argument("--wait", action="store_true", help="wait until the job finishes, showing progress")
     generate.add_argument("-o", "--output", help="save the video here when done (implies --wait)")
     generate.add_argument("--timeout", type=float, help="give up waiting after this many seconds (exit 5)")
@@ -87,6 +99,8 @@ def build_parser():
     download = commands.add_parser("download", parents=[common], help="save a finished job's video")
     download.add_argument("job_id")
     download.add_argument("-o", "--output", help="file to write (default <job_id>.mp4)")
+
+    commands.add_parser("models", parents=[common], help="list the server's models, their tasks and ranges")
     return parser
 
 
@@ -124,11 +138,6 @@ def save_video(client, job, output):
         raise Failure(f"cannot write {output}: {error}", EXIT_LOCAL_FILE) from None
 
 
-def finished_code(job):
-    """The exit code for a job that has finished: 0 if it completed."""
-    return EXIT_OK if job["status"] == "completed" else EXIT_JOB_FAILED
-
-
 def cmd_generate(client, args):
     """Submit; with --wait or -o, follow the job to its end and download the video."""
     request = {"prompt": args.prompt}
@@ -138,7 +147,11 @@ def cmd_generate(client, args):
     if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
         # Found out now rather than after the whole render.
         raise Failure(f"cannot write {args.output}: its folder does not exist", EXIT_LOCAL_FILE)
-    submitted = client.generate(request)
+    try:  # read before submitting: a typo in the path is a bad command line, not a job
+        image = read_image(args.image) if args.image is not None else None
+    except ImageFileError as error:
+        raise Failure(str(error), EXIT_USAGE) from None
+    submitted = client.generate(request, image)
     job_id = submitted["job_id"]
     if not (args.wait or args.output):
         if args.json:
@@ -188,6 +201,7 @@ def cmd_status(client, args):
     lines = [
         ("job", job["job_id"]),
         ("status", describe(job)),
+        ("model", job.get("model")),
         ("prompt", params.get("prompt")),
         ("size", f"{params.get('width')}x{params.get('height')}, {params.get('video_length')} frames "
                  f"@ {params.get('fps')} fps, {params.get('num_inference_steps')} steps, seed {params.get('seed')}"),
@@ -253,8 +267,18 @@ def cmd_download(client, args):
     return EXIT_OK
 
 
+def cmd_models(client, args):
+    """Print the server's models: task, family, state, and each one's ranges by flag."""
+    models = model_list.models_of(client.info())
+    if args.json:
+        emit_json(models)
+    else:
+        print("\n".join(model_list.describe(models, RANGE_FLAGS)))
+    return EXIT_OK
+
+
 COMMANDS = {"generate": cmd_generate, "status": cmd_status, "list": cmd_list, "cancel": cmd_cancel,
-            "delete": cmd_delete, "download": cmd_download}
+            "delete": cmd_delete, "download": cmd_download, "models": cmd_models}
 
 
 def main(argv=None):
@@ -275,6 +299,9 @@ def main(argv=None):
         print(f"error: {printable(error.detail)} (HTTP {error.status})", file=sys.stderr)
         if error.status == 401:
             print("hint: pass --api-key or set HUNYUAN_API_KEY", file=sys.stderr)
+        names_model = "model:" in error.detail or "image:" in error.detail
+        if error.status == 422 and args.command == "generate" and names_model:
+            print("hint: `hunyuan-video models` lists the server's models and which take --image", file=sys.stderr)
         return EXIT_HTTP_ERROR
     except Unreachable as error:
         print(f"error: {printable(error)}", file=sys.stderr)

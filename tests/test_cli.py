@@ -8,31 +8,44 @@ import shutil
 import subprocess
 import sys
 import time
+from io import BytesIO
 
 import pytest
 import requests
+from PIL import Image
+from werkzeug.formparser import parse_form_data
 
+from hunyuan_core.images import decode_image
+from hunyuan_core.job_store import JobStore
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 from .conftest import ROOT
+from .light_models import light_demo
 from .mp4_check import assert_playable_mp4, inspect_image
 from .server import GunicornServer, free_port, kill_all_runners
 
 # Small enough to finish in seconds on two cores; the server allows 2 steps (MIN_STEPS=1).
 SMALL_FLAGS = ["--width", "256", "--height", "256", "--frames", "13", "--fps", "8", "--steps", "2"]
 PROMPT = "a cat walks on the grass"
+I2V_DEMO = "demo-hunyuanvideo-1.5-i2v"
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
 def server(tiny_model, host_calibration, tmp_path_factory):
-    """One server for the module, on a data folder set up as conftest's data_dir is."""
+    """One server for the module, on a data folder set up as conftest's data_dir is.
+
+    It also offers an image-to-video demo (a light folder: its jobs are recorded, not
+    rendered); the default model, which every other test uses, is the built demo.
+    """
     data_dir = tmp_path_factory.mktemp("cli") / "data"
     (data_dir / "models").mkdir(parents=True)
     (data_dir / "models" / EMBEDDED_MODEL_NAME).symlink_to(tiny_model, target_is_directory=True)
     shutil.copytree(host_calibration, data_dir / "stats")
-    with GunicornServer(data_dir, workers=2, MAX_WORKERS=2, MIN_STEPS=1) as running:
+    light_demo(data_dir, I2V_DEMO)
+    with GunicornServer(data_dir, workers=2, MAX_WORKERS=2, MIN_STEPS=1, MAX_UPLOAD_MB=1,
+                        MODELS=f"demo-hunyuanvideo, {I2V_DEMO}") as running:
         yield running
     kill_all_runners(data_dir)
 
@@ -193,3 +206,101 @@ def test_progress_lines_say_phase_step_and_time_left():
     queued = {"status": "queued", "progress": 0.0, "phase": "queued", "queue_position": 2, "eta_seconds": 80}
     assert describe(queued) == "  0%  queued, position 2  ~1 min 20 s left"
     assert describe({"status": "canceled", "progress": 0.3, "phase": "canceled", "eta_seconds": 0}) == " 30%  canceled"
+
+
+def jpeg(width, height):
+    """A JPEG photo-like picture (a gradient): the bytes."""
+    buffer = BytesIO()
+    Image.linear_gradient("L").resize((width, height)).convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_generate_with_a_model_and_an_image_sends_it_as_multipart_and_the_job_keeps_it(server, tmp_path):
+    # A JPEG under a .png name: sent for what it is.
+    picture = jpeg(120, 200)
+    (tmp_path / "frame.png").write_bytes(picture)
+    result = cli("generate", PROMPT, "--model", I2V_DEMO, "--image", "frame.png", "--steps", "4", "--frames", "13",
+                 "--json", url=server.base_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    submitted = json.loads(result.stdout)
+    job_id = submitted["job_id"]
+    assert any("follows the image's aspect ratio (120x200)" in a for a in submitted["adjustments"]), submitted
+    assert (submitted["params"]["num_inference_steps"], submitted["params"]["video_length"]) == (4, 13)
+    job = JobStore(server.data_dir).get(job_id)
+    assert job["model"]["served_as"] == I2V_DEMO and job["model"]["task"] == "image-to-video"
+    stored = server.data_dir / "inputs" / f"{job_id}.png"
+    assert job["image"] == decode_image(picture).record(stored.name) and stored.is_file()
+    assert (job["image"]["width"], job["image"]["height"]) == (120, 200)
+    shown = cli("status", job_id, url=server.base_url)
+    assert f"   model: {job['model']['name']}" in shown.stdout.splitlines()
+    server.post(f"/api/jobs/{job_id}/cancel")  # a light model: nothing to render
+
+
+def test_an_image_the_model_cannot_take_or_a_missing_file_is_an_error(server, tmp_path):
+    (tmp_path / "frame.jpg").write_bytes(jpeg(64, 36))
+    before = server.get("/api/jobs").json()["total"]
+    refused = cli("generate", PROMPT, "--image", "frame.jpg", url=server.base_url, cwd=tmp_path)
+    assert refused.returncode == 3 and "(HTTP 422)" in refused.stderr
+    assert ("error: Invalid request: image: demo-hunyuanvideo is a text-to-video model and takes no image"
+            in refused.stderr)
+    assert "hint: `hunyuan-video models`" in refused.stderr
+    needed = cli("generate", PROMPT, "--model", I2V_DEMO, url=server.base_url)
+    assert needed.returncode == 3 and "image: Required" in needed.stderr
+    (tmp_path / "notes.png").write_text("\x1b[2J not a picture")
+    garbage = cli("generate", PROMPT, "--model", I2V_DEMO, "--image", "notes.png", url=server.base_url, cwd=tmp_path)
+    assert garbage.returncode == 3 and "image: Not a PNG, JPEG or WebP image" in garbage.stderr
+
+    missing = cli("generate", PROMPT, "--model", I2V_DEMO, "--image", "nowhere.png", url=server.base_url, cwd=tmp_path)
+    assert (missing.returncode, missing.stderr) == (2, "error: --image nowhere.png: no such file\n")
+    folder = cli("generate", PROMPT, "--model", I2V_DEMO, "--image", str(tmp_path), url=server.base_url)
+    assert folder.returncode == 2 and "is a folder, not an image file" in folder.stderr
+    if os.geteuid() != 0:  # root reads any file
+        (tmp_path / "locked.png").write_bytes(jpeg(8, 8))
+        (tmp_path / "locked.png").chmod(0)
+        locked = cli("generate", PROMPT, "--image", "locked.png", url=server.base_url, cwd=tmp_path)
+        assert locked.returncode == 2 and "cannot be read (Permission denied)" in locked.stderr
+    # Over the server's upload limit (1 MiB here): said before sending, not a broken pipe halfway.
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(3 << 19))
+    huge = cli("generate", PROMPT, "--model", I2V_DEMO, "--image", "huge.png", url=server.base_url, cwd=tmp_path)
+    assert huge.returncode == 3, huge.stderr
+    assert "this server takes at most 1048576 bytes (MAX_UPLOAD_MB). Nothing was sent. (HTTP 413)" in huge.stderr
+    assert server.get("/api/jobs").json()["total"] == before  # nothing was submitted
+
+
+def test_models_lists_each_model_with_its_task_and_ranges(server):
+    listed = cli("models", url=server.base_url)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "demo-hunyuanvideo (default): text-to-video, hunyuanvideo, demo, ready"
+    assert "  --steps                    1-50, default 30" in lines  # MIN_STEPS=1 on this server
+    at = lines.index(f"{I2V_DEMO}: image-to-video, hunyuanvideo-1.5-i2v, demo, ready")
+    own = lines[at + 1:]
+    assert own[0].startswith("  --image FILE               required (PNG, JPEG or WebP)")
+    assert "  --frames                   13-121, default 121" in own
+    assert "  not used: --width, --height, --embedded-guidance-scale" in own
+    assert "  sizes: 16:9 336x192, 1:1 256x256, 9:16 192x336" in own
+    as_json = json.loads(cli("models", "--json", url=server.base_url).stdout)
+    assert [(m["name"], m["task"], m["takes_image"]) for m in as_json] == [
+        ("demo-hunyuanvideo", "text-to-video", False), (I2V_DEMO, "image-to-video", True)]
+
+
+def test_the_multipart_body_holds_the_fields_and_the_file_as_a_server_reads_them():
+    from hunyuan_cli.upload import content_type_of, multipart_body
+
+    webp = b"RIFF\x24\x00\x00\x00WEBPVP8 "
+    assert [content_type_of(d) for d in (jpeg(8, 8), b"\x89PNG\r\n\x1a\n....", webp, b"GIF89a", b"")] == [
+        "image/jpeg", "image/png", "image/webp", "application/octet-stream", "application/octet-stream"]
+    # Bytes that look like multipart framing, and a prompt and file name with quotes and line breaks.
+    data = jpeg(16, 16) + b"\r\n--hunyuan-video-\r\n\r\n--"
+    fields = {"prompt": 'a "cat"\r\nContent-Type: x ☃', "num_inference_steps": 8, "guidance_scale": 4.5}
+    body, content_type = multipart_body(fields, "image", 'fr"a\nme☃.png', data, content_type_of(data))
+    boundary = content_type.split("boundary=")[1]
+    assert content_type.startswith("multipart/form-data; boundary=hunyuan-video-") and boundary.encode() not in data
+    environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(body)),
+               "wsgi.input": BytesIO(body)}
+    _stream, form, files = parse_form_data(environ)
+    assert form.to_dict() == {"prompt": fields["prompt"], "num_inference_steps": "8", "guidance_scale": "4.5"}
+    assert list(files) == ["image"]
+    part = files["image"]
+    assert part.read() == data and part.mimetype == "image/jpeg" and part.filename == 'fr"a_me_.png'
+    assert b'filename="fr%22a_me_.png"' in body  # the quote escaped on the wire, the line break and snowman gone

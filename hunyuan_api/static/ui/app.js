@@ -1,4 +1,5 @@
 // The playground's script: plain JavaScript against the service's JSON API, no libraries.
+// form.js (loaded first) draws the form for the picked model and reads it.
 "use strict";
 
 const KEY_STORAGE = "hunyuan-video.api-key";
@@ -6,25 +7,13 @@ const TERMINAL = new Set(["completed", "failed", "canceled"]);
 const POLL_ACTIVE_MS = 1000;  // while a job is queued or running
 const POLL_IDLE_MS = 5000;    // otherwise: just notice jobs submitted elsewhere
 const LIST_LIMIT = 20;
-const LABELS = {
-  width: "Width (px)", height: "Height (px)", video_length: "Frames", fps: "Frames per second",
-  num_inference_steps: "Inference steps", guidance_scale: "Guidance scale", flow_shift: "Flow shift",
-  embedded_guidance_scale: "Embedded guidance",
-};
-// The form's order (JSON objects arrive sorted by name); parameters not listed here follow.
-const ORDER = ["width", "height", "video_length", "fps", "num_inference_steps", "guidance_scale",
-  "embedded_guidance_scale", "flow_shift"];
-// Spinner steps that land on values the model takes (the server rounds anything else).
-const STEPS = { width: 16, height: 16, video_length: 4 };
 const PHASES = {
   queued: "Waiting in the queue", starting: "Starting the runner", loading_model: "Loading the model",
   encoding_text: "Encoding the prompt", denoising: "Denoising", decoding: "Decoding frames",
   writing_video: "Writing the MP4", done: "Done", failed: "Failed", canceled: "Canceled",
 };
 
-const $ = (selector) => document.querySelector(selector);
 const cards = new Map();        // job_id -> {element, mediaFor}
-let parameters = {};            // from GET /api/info
 let keyPrompt = null;           // the pending API-key dialog, shared by concurrent 401s
 let pollTimer = null;
 
@@ -45,19 +34,21 @@ async function detailOf(response) {
 
 // Every request goes through here: adds the key, turns errors into ApiError with the server's detail,
 // and on 401 asks for a key once and retries.
-async function api(path, { method = "GET", json, retried = false } = {}) {
+// `json` is sent as JSON; `form` (FormData) as multipart/form-data, its boundary set by the browser.
+async function api(path, { method = "GET", json, form, retried = false } = {}) {
   const headers = {};
   if (apiKey()) headers["X-API-Key"] = apiKey();
   if (json !== undefined) headers["Content-Type"] = "application/json";
+  const body = form !== undefined ? form : json === undefined ? undefined : JSON.stringify(json);
   let response;
   try {
-    response = await fetch(path, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+    response = await fetch(path, { method, headers, body });
   } catch (error) {
     throw new ApiError(0, `The server cannot be reached (${error.message}).`);
   }
   if (response.status === 401 && !retried) {
     const detail = await detailOf(response);
-    if (await askForKey(detail)) return api(path, { method, json, retried: true });
+    if (await askForKey(detail)) return api(path, { method, json, form, retried: true });
     throw new ApiError(401, detail);
   }
   if (!response.ok) throw new ApiError(response.status, await detailOf(response));
@@ -84,11 +75,6 @@ function askForKey(reason) {
   return keyPrompt;
 }
 
-function showError(element, message) {
-  element.textContent = message || "";
-  element.hidden = !message;
-}
-
 function formatSeconds(seconds) {
   if (seconds === null || seconds === undefined) return "";
   const s = Math.max(0, Math.round(seconds));
@@ -100,76 +86,19 @@ function formatSeconds(seconds) {
 
 // ---- the form -------------------------------------------------------------------------------
 
-function buildForm(info) {
-  const names = Object.keys(info.parameters)
-    .sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99));
-  parameters = Object.fromEntries(names.map((name) => [name, info.parameters[name]]));
-  const container = $("#parameter-fields");
-  container.replaceChildren();
-  for (const [name, p] of Object.entries(parameters)) {
-    const field = document.createElement("div");
-    field.className = "field";
-    const label = document.createElement("label");
-    label.htmlFor = `param-${name}`;
-    label.textContent = LABELS[name] || name;
-    const range = document.createElement("span");
-    range.className = "range";
-    range.id = `param-${name}-range`;
-    range.textContent = `${p.minimum}–${p.maximum}, default ${p.default}`;
-    label.append(range);
-    const input = document.createElement("input");
-    Object.assign(input, { id: `param-${name}`, name, type: "number", min: p.minimum, max: p.maximum, required: true });
-    input.step = STEPS[name] || (p.type === "integer" ? 1 : 0.1);
-    input.value = p.default;
-    input.defaultValue = String(p.default);
-    input.title = p.description;
-    input.setAttribute("aria-describedby", range.id);
-    field.append(label, input);
-    container.append(field);
-  }
-  $("#prompt").maxLength = info.prompt.max_length;
-  $("#seed").max = info.seed.maximum;
-  $("#seed-range").textContent = `(0–${info.seed.maximum}; empty = random)`;
-  const model = info.model || {};
-  $("#model-note").textContent = model.demo
-    ? `Model: ${model.name} — the embedded demo model has random weights, so its videos are noise.`
-    : `Model: ${model.name}${model.ready ? "" : " (not ready: " + (model.problem || "preparing") + ")"}`;
-}
-
-// The request body, or an error naming the first field out of range.
-function readForm() {
-  const prompt = $("#prompt").value.trim();
-  if (!prompt) return { error: "prompt: Enter a prompt describing the video." };
-  const body = { prompt };
-  const negative = $("#negative_prompt").value.trim();
-  if (negative) body.negative_prompt = negative;
-  for (const [name, p] of Object.entries(parameters)) {
-    const raw = $(`#param-${name}`).value;
-    const value = Number(raw);
-    if (raw === "" || !Number.isFinite(value) || (p.type === "integer" && !Number.isInteger(value))) {
-      return { error: `${name}: Enter ${p.type === "integer" ? "a whole number" : "a number"}.` };
-    }
-    if (value < p.minimum || value > p.maximum) {
-      return { error: `${name}: Must be between ${p.minimum} and ${p.maximum}; got ${raw}.` };
-    }
-    body[name] = value;
-  }
-  const seed = $("#seed").value.trim();
-  if (seed !== "") body.seed = Number(seed);
-  return { body };
-}
-
 async function submit(event) {
   event.preventDefault();
   const errorBox = $("#form-error");
-  const { body, error } = readForm();
+  const { body, image, error } = readForm();
   showError($("#form-note"), "");
   if (error) return showError(errorBox, error);
   showError(errorBox, "");
   const button = $("#submit");
   button.disabled = true;
   try {
-    const response = await api("/api/generate", { method: "POST", json: body });
+    // With an image the body is multipart (the file as it is, no base64); otherwise JSON as always.
+    const request = image ? { method: "POST", form: formBody(body, image) } : { method: "POST", json: body };
+    const response = await api("/api/generate", request);
     const job = await response.json();
     if (job.adjustments && job.adjustments.length) showError($("#form-note"), job.adjustments.join("; "));
     await refresh();
@@ -225,6 +154,7 @@ function updateCard(card, job) {
   const params = job.params || {};
   el.querySelector(".prompt").textContent = params.prompt || "(no prompt)";
   el.querySelector(".meta").textContent = [
+    ...(picked.models.length > 1 && job.model ? [job.model] : []),
     `${params.width}×${params.height}`, `${params.video_length} frames @ ${params.fps} fps`,
     `${params.num_inference_steps} steps`, `seed ${params.seed}`,
     new Date(job.created_at).toLocaleString(), job.job_id.slice(0, 8),
@@ -321,6 +251,7 @@ async function load() {
 }
 
 function start() {
+  startForm();
   $("#generate-form").addEventListener("submit", submit);
   $("#generate-form").addEventListener("reset", () => showError($("#form-error"), ""));
   $("#change-key").addEventListener("click", async () => { if (await askForKey("")) await load(); });
