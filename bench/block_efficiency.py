@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hunyuan_core.cost_geometry import BYT5_TOKENS, QWEN_TOKENS, SIGLIP_TOKENS  # noqa: E402
 from hunyuan_core.cost_model import TEXT_TOKENS  # noqa: E402
 from hunyuan_core.precision import choose_compute  # noqa: E402
+from runner.memory import peak_rss_bytes, release, reset_peak  # noqa: E402
 
 HEADS, HEAD_DIM, LATENT_CHANNELS = 24, 128, 16
 WIDTH = HEADS * HEAD_DIM
@@ -185,10 +186,13 @@ def main():
         for label, block in blocks.items():
             # Small sizes: warm up and keep the best pass; big ones take minutes a pass.
             passes = args.repeats + 1 if tokens < 8192 else 1
+            release()
+            reset_peak()
             results = [run_block(block, inputs) for _ in range(passes)]
             seconds, flops = min(results[1:] or results)
             rows.append((size, tokens, label, seconds, flops))
-            print(f"  measured {size} {label}: {seconds:.2f} s", flush=True)
+            print(f"  measured {size} {label}: {seconds:.2f} s, peak RSS {peak_rss_bytes() / 2**30:.1f} GiB",
+                  flush=True)
     gemm = max(gemm_before, gemm_flops_per_second())
     same = gemm if dtype == torch.float32 else max(same_before, gemm_flops_per_second(dtype=dtype))
     print(f"\nreference GEMM 4096^3 (best of the runs before and after): fp32 {gemm / 1e9:.1f} GFLOP/s, "
