@@ -1,6 +1,7 @@
 """How right the service's time estimates are, through a real server.
 
-    .venv/bin/python bench/eta_accuracy.py                 # embedded model and a scaled-down full architecture
+    .venv/bin/python bench/eta_accuracy.py                 # every demo model and a scaled-down full architecture
+    .venv/bin/python bench/eta_accuracy.py --only demo-hunyuanvideo-1.5
 
 For each model, starts gunicorn on a fresh data folder (which calibrates the host
 for the model before opening its port), then runs a series of jobs of different
@@ -12,10 +13,15 @@ sizes one after another. For each job it records:
   step is reported, against the time that really remained; target within +/-15%.
 
 The first job of each model is estimated from the calibration alone; later ones
-also learn from the jobs before them (hunyuan_core/timing_stats.py).
+also learn from the jobs before them (hunyuan_core/timing_stats.py). The four
+families' demo models are served by name (MODELS); image-to-video jobs are sent
+as multipart with a picture whose shape changes from job to job (so does the
+video's size). The 1.5 demos' sizes are all buckets of about 256x256 pixels:
+their series vary the frames, steps and guidance instead.
 """
 
 import argparse
+import io
 import sys
 import tempfile
 import time
@@ -31,12 +37,34 @@ from bench.scaled_down import build_scaled_down  # noqa: E402
 from tests.server import GunicornServer  # noqa: E402
 
 REQUESTS = {
-    "embedded": [
+    "demo-hunyuanvideo": [
         dict(width=256, height=256, video_length=13, num_inference_steps=20),
         dict(width=640, height=480, video_length=61, num_inference_steps=30),
         dict(width=480, height=368, video_length=29, num_inference_steps=25),
         dict(width=640, height=480, video_length=61, num_inference_steps=30),
         dict(width=320, height=256, video_length=45, num_inference_steps=40),
+    ],
+    # width/height set the video's area; the image (image=(w, h)) its shape.
+    "demo-hunyuanvideo-i2v": [
+        dict(width=256, height=256, video_length=13, num_inference_steps=20, image=(320, 200)),
+        dict(width=640, height=480, video_length=61, num_inference_steps=30, image=(400, 300)),
+        dict(width=480, height=368, video_length=29, num_inference_steps=25, image=(300, 400)),
+        dict(width=640, height=480, video_length=61, num_inference_steps=30, image=(400, 300)),
+        dict(width=320, height=256, video_length=45, num_inference_steps=40, image=(256, 256)),
+    ],
+    "demo-hunyuanvideo-1.5": [
+        dict(width=336, height=192, video_length=13, num_inference_steps=8),
+        dict(width=336, height=192, video_length=61, num_inference_steps=20),
+        dict(width=256, height=256, video_length=29, num_inference_steps=12, guidance_scale=1.0),
+        dict(width=336, height=192, video_length=61, num_inference_steps=20),
+        dict(width=288, height=224, video_length=121, num_inference_steps=8),
+    ],
+    "demo-hunyuanvideo-1.5-i2v": [
+        dict(video_length=13, num_inference_steps=8, image=(320, 180)),
+        dict(video_length=61, num_inference_steps=20, image=(320, 180)),
+        dict(video_length=29, num_inference_steps=12, guidance_scale=1.0, image=(180, 320)),
+        dict(video_length=61, num_inference_steps=20, image=(320, 180)),
+        dict(video_length=121, num_inference_steps=8, image=(256, 256)),
     ],
     "scaled-down": [
         dict(width=256, height=256, video_length=13, num_inference_steps=10),
@@ -45,6 +73,19 @@ REQUESTS = {
         dict(width=320, height=256, video_length=29, num_inference_steps=10),
     ],
 }
+DEMOS = ("demo-hunyuanvideo", "demo-hunyuanvideo-i2v", "demo-hunyuanvideo-1.5", "demo-hunyuanvideo-1.5-i2v")
+
+
+def _png(width, height):
+    """A picture of this shape (two gradients), as PNG bytes."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)
+    out = io.BytesIO()
+    Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8), "RGB").save(out, format="PNG")
+    return out.getvalue()
 
 
 def _parse(text):
@@ -52,8 +93,14 @@ def _parse(text):
 
 
 def run_job(base_url, body):
-    """Submit one job and follow it; returns its estimates and what really happened."""
-    answer = requests.post(f"{base_url}/api/generate", json=body, timeout=30).json()
+    """Submit one job (multipart when it brings an image) and follow it; returns its estimates and
+    what really happened."""
+    if "image" in body:
+        fields = {key: str(value) for key, value in body.items() if key != "image"}
+        image = {"image": ("picture.png", _png(*body["image"]), "image/png")}
+        answer = requests.post(f"{base_url}/api/generate", data=fields, files=image, timeout=30).json()
+    else:
+        answer = requests.post(f"{base_url}/api/generate", json=body, timeout=30).json()
     job_id, submit_estimate = answer["job_id"], answer["estimated_time"]
     after_first_step = None
     while True:
@@ -69,20 +116,26 @@ def run_job(base_url, body):
     actual = (finished - started).total_seconds()
     seen_at, eta = after_first_step
     remaining = (finished - seen_at).total_seconds()
-    return {"actual": actual, "submit": submit_estimate, "eta": eta, "remaining": remaining}
+    used = status["params"]
+    return {"actual": actual, "submit": submit_estimate, "eta": eta, "remaining": remaining,
+            "size": f"{used['width']}x{used['height']}x{used['video_length']}"}
 
 
-def bench_model(label, data_dir, requests_list, model_path=None):
-    """Run one model's series; returns table rows."""
+def bench_model(label, data_dir, requests_list, model_path=None, models=None):
+    """Run one model's series (a folder, or MODELS entries); returns table rows."""
     env = {"MAX_WORKERS": 1}
     if model_path:
         env["MODEL_PATH"] = str(model_path)
+    if models:
+        env["MODELS"] = models
     rows = []
     server = GunicornServer(data_dir, workers=2, **env).start(timeout=600)
     try:
         for number, body in enumerate(requests_list, start=1):
             result = run_job(server.base_url, dict(body, prompt="A cat walks on the grass, realistic style.", seed=number))
-            size = f"{body['width']}x{body['height']}x{body['video_length']}, {body['num_inference_steps']} steps"
+            size = f"{result['size']}, {body['num_inference_steps']} steps"
+            if body.get("guidance_scale") == 1.0:
+                size += ", no CFG"
             rows.append((label, number, size, result))
             print(f"  {label} job {number} ({size}): actual {result['actual']:.1f} s", flush=True)
     finally:
@@ -91,14 +144,15 @@ def bench_model(label, data_dir, requests_list, model_path=None):
 
 
 def main():
-    """Run both series and print the table."""
+    """Run the series and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["embedded", "scaled-down"])
+    parser.add_argument("--only", choices=[*DEMOS, "scaled-down"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hunyuan-eta-"))
     rows = []
-    if args.only in (None, "embedded"):
-        rows += bench_model("embedded", work / "embedded" / "data", REQUESTS["embedded"])
+    for demo in DEMOS:
+        if args.only in (None, demo):
+            rows += bench_model(demo, work / demo / "data", REQUESTS[demo], models=demo)
     if args.only in (None, "scaled-down"):
         model = build_scaled_down(work / "models")
         rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model)
