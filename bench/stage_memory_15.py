@@ -15,7 +15,8 @@ given memory. What runs in full and what is bounded (one full step at this size 
 ~300 TFLOP per guidance pass, about 20 minutes here):
 
 - text encoders: in full, prompt and negative prompt (default guidance 6);
-- transformer: loaded as planned, then the pipeline's own call runs the embedders,
+- transformer: loaded as planned (every weight page read, as a whole step would), then
+  the pipeline's own call runs the embedders,
   the token refiner and the first dual-stream block at the full sequence length
   (27,425 tokens, with the dense token x token attention mask the 1.5 attention
   builds). All 54 blocks have the same shapes, so this is the step's activation peak;
@@ -118,8 +119,15 @@ def measure(model_dir, storage, plan_gib=None):
         raise StopForward
 
     def on_loaded():
-        print(f"transformer loaded in {time.time() - started:.0f} s", flush=True)
-        staged.pipe.transformer.transformer_blocks[0].register_forward_hook(after_first_block)
+        transformer = staged.pipe.transformer
+        # Weights stored in the file's dtype are memory-mapped and become resident as a step
+        # reads them; a whole step reads every block, the one block run here only its own.
+        # Read one value per page of every weight, so the stage holds what a real step holds.
+        for tensor in (*transformer.parameters(), *transformer.buffers()):
+            flat = tensor.detach().reshape(-1)
+            flat[:: max(1, 4096 // flat.element_size())].float().sum()
+        print(f"transformer loaded (and every weight page read) in {time.time() - started:.0f} s", flush=True)
+        transformer.transformer_blocks[0].register_forward_hook(after_first_block)
 
     try:
         staged.denoise(used, prompt, lambda index: None, on_loaded=on_loaded)
