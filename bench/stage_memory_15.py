@@ -12,7 +12,7 @@ still runs over the pipeline's fixed 1000 tokens after its template.
 `measure` runs a 848x480x61 job's stages with the runner's own staged pipeline
 (runner/pipeline.py) and the service's run plan (hunyuan_core/run_plan.py) for the
 given memory. What runs in full and what is bounded (one full step at this size is
-~300 TFLOP per guidance pass, about 20 minutes here):
+~480 TFLOP per guidance pass, about an hour here):
 
 - text encoders: in full, prompt and negative prompt (default guidance 6);
 - transformer: loaded as planned (every weight page read, as a whole step would), then
