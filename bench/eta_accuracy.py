@@ -132,7 +132,8 @@ def bench_model(label, data_dir, requests_list, model_path=None, models=None):
     server = GunicornServer(data_dir, workers=2, **env).start(timeout=600)
     try:
         for number, body in enumerate(requests_list, start=1):
-            result = run_job(server.base_url, dict(body, prompt="A cat walks on the grass, realistic style.", seed=number))
+            prompt = "A cat walks on the grass, realistic style."
+            result = run_job(server.base_url, dict(body, prompt=prompt, seed=number))
             size = f"{result['size']}, {body['num_inference_steps']} steps"
             if body.get("guidance_scale") == 1.0:
                 size += ", no CFG"

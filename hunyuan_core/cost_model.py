@@ -11,7 +11,6 @@ image encoders of image-to-video models, and 1.5's dense attention mask.
 """
 
 from .cost_geometry import (  # noqa: F401  (Geometry and geometry are used through this module)
-    CLIP_TOKENS,
     TEXT_TOKENS,
     Geometry,
     geometry,
@@ -118,6 +117,11 @@ UNTILED_MEMORY_SHARE = 0.25
 def decode_tiled(params, geo, memory_bytes):
     """Whether the runner will tile this video's decoding (run_plan.decoding; runner/stage_options.py applies it)."""
     activation = video_voxels(params) * geo.vae_channels[0] * 4 * 4
+    if geo.family.startswith("hunyuanvideo-1.5"):
+        # The 1.5 VAE's mid-block attention builds a dense causal fp32 mask over every latent
+        # position (9.7 GB for 848x480x121 untiled); a 256-pixel tile keeps it small.
+        frames, height, width = latent_shape(params, geo)
+        activation += 4 * (frames * height * width) ** 2
     return activation >= UNTILED_MEMORY_SHARE * memory_bytes
 
 

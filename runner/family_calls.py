@@ -102,6 +102,7 @@ class Calls13BImage(Calls13B):
     """HunyuanVideoImageToVideoPipeline: Llava encodes the prompt with the image; the VAE encodes the image."""
 
     def construct(self, pipeline_class):
+        """As 13B, with the VAE's scaling factor and the demo's template offsets read from the folder."""
         pipe = super().construct(pipeline_class)
         # The pipeline reads the VAE's scaling factor at construction; the VAE is not loaded yet.
         pipe.vae_scaling_factor = _config(self.model_dir, "vae").get("scaling_factor", pipe.vae_scaling_factor)
@@ -143,6 +144,7 @@ class Calls13BImage(Calls13B):
         return {"image": image, "image_latents": latents}
 
     def call(self, pipe, params, prompt_kwargs, condition, on_step, generator):
+        """As 13B, with the image and its template; a stand-in VAE answers with the image's latents."""
         kwargs, _ = super().call(pipe, params, prompt_kwargs, condition, on_step, generator)
         kwargs.update(image=condition["image"], prompt_template=self.template())
         previous, pipe.vae = pipe.vae, _EncodedImage(condition["image_latents"])
@@ -199,6 +201,7 @@ class Calls15(Calls13B):
         return kwargs
 
     def call(self, pipe, params, prompt_kwargs, condition, on_step, generator):
+        """The guider set to the job's guidance, steps counted at the scheduler, pre-encoded prompts."""
         # Real classifier-free guidance is the guider's: 1.0 turns it off (one transformer pass per step).
         pipe.guider = pipe.guider.new(guidance_scale=params["guidance_scale"])
         # No step callback in 1.5's __call__: its scheduler steps once per denoising step, CFG or not.
@@ -238,6 +241,7 @@ class Calls15Image(Calls15):
         return {"image": image, "image_embeds": embeds, "image_latents": latents}
 
     def call(self, pipe, params, prompt_kwargs, condition, on_step, generator):
+        """As 1.5, with the image; its encoders answered with the image stage's results."""
         kwargs, _ = super().call(pipe, params, prompt_kwargs, condition, on_step, generator)
         kwargs["image"] = condition["image"]
         embeds, latents = condition["image_embeds"], condition["image_latents"]

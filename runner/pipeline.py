@@ -35,7 +35,8 @@ from runner.beats import watch_blocks
 from runner.casting import DTYPES, casting_skips, upcast_unhooked
 from runner.family_calls import IMAGE_STAGE, calls_for
 from runner.memory import StageMemory, release
-from runner.stage_options import configure_decoding, prompt_template, step_cache_config  # noqa: F401 (prompt_template: tests)
+from runner.stage_options import configure_decoding, step_cache_config
+from runner.stage_options import prompt_template  # noqa: F401  (reached here by tests and benches)
 
 # On a GPU, offload a component block by block when its weights exceed this share of free memory.
 GPU_RESIDENT_SHARE = 0.8
