@@ -3,6 +3,15 @@
     .venv/bin/python bench/block_efficiency.py                 # 256x256x13 and 640x480x61 (~5-10 min here)
     .venv/bin/python bench/block_efficiency.py --sizes 256x256x13
     .venv/bin/python bench/block_efficiency.py --dtype float32 # force fp32 where the runner would use bf16
+    .venv/bin/python bench/block_efficiency.py --family hunyuanvideo-1.5   # 848x480x61 and 848x480x121
+
+HunyuanVideo 1.5 (`--family hunyuanvideo-1.5`): one dual-stream block of the 8.3B
+transformer (hidden 2048 = 16 heads x 128, a 4x MLP; its 54 blocks are all alike)
+at the 480p sequence lengths: the video's latent positions (patch 1 over the VAE's
+16x spatial, 4x temporal compression: 31 x 30 x 53 = 49,290 at 848x480x121) plus the
+1,985 tokens the transformer always adds (1000 Qwen, 256 ByT5, 729 image tokens,
+padding masked). Its attention builds a dense token x token boolean mask from the
+key-padding mask in every block (2.6 GB at 51,275 tokens), which the timing includes.
 
 Builds one dual-stream and one single-stream block of the real model's width
 (hidden 3072 = 24 heads x 128, random weights), feeds them the real sequence
@@ -28,15 +37,27 @@ from diffusers.models.transformers.transformer_hunyuan_video import (
     HunyuanVideoSingleTransformerBlock,
     HunyuanVideoTransformerBlock,
 )
+from diffusers.models.transformers.transformer_hunyuan_video15 import (
+    HunyuanVideo15RotaryPosEmbed,
+    HunyuanVideo15TransformerBlock,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hunyuan_core.cost_geometry import BYT5_TOKENS, QWEN_TOKENS, SIGLIP_TOKENS  # noqa: E402
 from hunyuan_core.cost_model import TEXT_TOKENS  # noqa: E402
 from hunyuan_core.precision import choose_compute  # noqa: E402
+from runner.memory import peak_rss_bytes, release, reset_peak  # noqa: E402
 
 HEADS, HEAD_DIM, LATENT_CHANNELS = 24, 128, 16
 WIDTH = HEADS * HEAD_DIM
 PROMPT_TOKENS = 40  # a typical prompt: the rest of the 256 text tokens is masked padding
+# HunyuanVideo 1.5 (480p): 16 heads of 128, 32 latent channels, patch 1, 16x / 4x VAE compression.
+HEADS_15, LATENT_CHANNELS_15, SPATIAL_15 = 16, 32, 16
+WIDTH_15 = HEADS_15 * HEAD_DIM
+EXTRA_TOKENS_15 = QWEN_TOKENS + BYT5_TOKENS + SIGLIP_TOKENS
+# A typical prompt's valid tokens (text-to-video: the image tokens are all padding).
+VALID_15 = PROMPT_TOKENS + 2 * PROMPT_TOKENS  # Qwen tokens, and ByT5's bytes (about 3 per Qwen token)
 
 
 def gemm_flops_per_second(n=4096, repeats=3, dtype=torch.float32):
@@ -87,9 +108,27 @@ def block_inputs(frames, height, width, dtype=torch.float32):
     }
 
 
+def block_inputs_15(frames, height, width, dtype=torch.float32):
+    """As block_inputs, for a 1.5 block: the 1,985 added tokens, valid ones first, as the transformer orders them."""
+    latent = (1, LATENT_CHANNELS_15, (frames - 1) // 4 + 1, height // SPATIAL_15, width // SPATIAL_15)
+    rope = HunyuanVideo15RotaryPosEmbed(patch_size=1, patch_size_t=1, rope_dim=(16, 56, 56), theta=256.0)
+    rotary = rope(torch.empty(1, 1, *latent[2:]))  # only its shape is read
+    video_tokens = rotary[0].shape[0]
+    mask = torch.zeros(1, EXTRA_TOKENS_15, dtype=torch.bool)
+    mask[:, :VALID_15] = True
+    return {
+        "hidden_states": torch.randn(1, video_tokens, WIDTH_15, dtype=dtype),
+        "encoder_hidden_states": torch.randn(1, EXTRA_TOKENS_15, WIDTH_15, dtype=dtype),
+        "temb": torch.randn(1, WIDTH_15, dtype=dtype),
+        "attention_mask": mask,
+        "rotary": rotary,
+    }
+
+
 def run_block(block, inputs):
     """Time one forward pass; returns (seconds, FLOPs)."""
     counter = LinearFlops(block)
+    width = inputs["hidden_states"].shape[2]
     n = inputs["hidden_states"].shape[1] + inputs["encoder_hidden_states"].shape[1]
     with torch.no_grad():
         seconds = _timed(
@@ -102,13 +141,17 @@ def run_block(block, inputs):
             )
         )
     counter.remove()
-    return seconds, counter.flops + 4 * n * n * WIDTH
+    return seconds, counter.flops + 4 * n * n * width
 
 
 def main():
     """Print the efficiency table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="256x256x13,640x480x61", help="WIDTHxHEIGHTxFRAMES, comma-separated")
+    parser.add_argument("--family", default="hunyuanvideo", choices=["hunyuanvideo", "hunyuanvideo-1.5"],
+                        help="whose blocks: the 13B model's (dual- and single-stream) or 1.5's (dual-stream)")
+    parser.add_argument("--sizes", default=None,
+                        help="WIDTHxHEIGHTxFRAMES, comma-separated (default: 256x256x13,640x480x61; "
+                             "1.5: 848x480x61,848x480x121)")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per block at sizes under 8k tokens")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                         help="compute dtype of the blocks (auto: what the runner picks on this CPU)")
@@ -116,27 +159,40 @@ def main():
     name, why = choose_compute("cpu", args.dtype)
     dtype = getattr(torch, name)
     torch.manual_seed(0)
-    blocks = {
-        "dual-stream": HunyuanVideoTransformerBlock(HEADS, HEAD_DIM, mlp_ratio=4.0, qk_norm="rms_norm"),
-        "single-stream": HunyuanVideoSingleTransformerBlock(HEADS, HEAD_DIM, mlp_ratio=4.0, qk_norm="rms_norm"),
-    }
+    is_15 = args.family == "hunyuanvideo-1.5"
+    sizes = args.sizes or ("848x480x61,848x480x121" if is_15 else "256x256x13,640x480x61")
+    if is_15:
+        blocks = {"1.5 dual-stream": HunyuanVideo15TransformerBlock(HEADS_15, HEAD_DIM, 4.0, qk_norm="rms_norm")}
+        make_inputs = block_inputs_15
+    else:
+        blocks = {
+            "dual-stream": HunyuanVideoTransformerBlock(HEADS, HEAD_DIM, mlp_ratio=4.0, qk_norm="rms_norm"),
+            "single-stream": HunyuanVideoSingleTransformerBlock(HEADS, HEAD_DIM, mlp_ratio=4.0, qk_norm="rms_norm"),
+        }
+        make_inputs = block_inputs
     blocks = {label: block.to(dtype).eval() for label, block in blocks.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; blocks in {name}" + (f" ({why})" if why else ""))
     gemm_before = gemm_flops_per_second()
     same_before = gemm_before if dtype == torch.float32 else gemm_flops_per_second(dtype=dtype)
     rows = []
-    for size in args.sizes.split(","):
+    for size in sizes.split(","):
         width, height, frames = (int(v) for v in size.split("x"))
-        inputs = block_inputs(frames, height, width, dtype)
-        tokens = inputs["hidden_states"].shape[1] + TEXT_TOKENS
+        inputs = make_inputs(frames, height, width, dtype)
+        tokens = inputs["hidden_states"].shape[1] + inputs["encoder_hidden_states"].shape[1]
+        if is_15:
+            print(f"  {size}: {inputs['hidden_states'].shape[1]:,} video + {EXTRA_TOKENS_15:,} added tokens; "
+                  f"dense attention mask {tokens * tokens / 2**30:.2f} GiB of bools per block", flush=True)
         for label, block in blocks.items():
             # Small sizes: warm up and keep the best pass; big ones take minutes a pass.
             passes = args.repeats + 1 if tokens < 8192 else 1
+            release()
+            reset_peak()
             results = [run_block(block, inputs) for _ in range(passes)]
             seconds, flops = min(results[1:] or results)
             rows.append((size, tokens, label, seconds, flops))
-            print(f"  measured {size} {label}: {seconds:.2f} s", flush=True)
+            print(f"  measured {size} {label}: {seconds:.2f} s, peak RSS {peak_rss_bytes() / 2**30:.1f} GiB",
+                  flush=True)
     gemm = max(gemm_before, gemm_flops_per_second())
     same = gemm if dtype == torch.float32 else max(same_before, gemm_flops_per_second(dtype=dtype))
     print(f"\nreference GEMM 4096^3 (best of the runs before and after): fp32 {gemm / 1e9:.1f} GFLOP/s, "
@@ -145,7 +201,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     for size, tokens, label, seconds, flops in rows:
         rate = flops / seconds
-        print(f"| {size} | {tokens} | {label} | {seconds:.2f} | {flops / 1e12:.2f} | {rate / 1e9:.1f} | "
+        print(f"| {size} | {tokens:,} | {label} | {seconds:.2f} | {flops / 1e12:.2f} | {rate / 1e9:.1f} | "
               f"{100 * rate / gemm:.0f}% | {100 * rate / same:.0f}% |")
     return 0
 

@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/stage_memory.py build /var/tmp/hunyuan-full     # ~42 GB of random bf16 weights
     .venv/bin/python bench/stage_memory.py measure /var/tmp/hunyuan-full   # 640x480x61 on this machine
+    .venv/bin/python bench/stage_memory.py build --family hunyuanvideo-1.5 /var/tmp/hunyuan15-full  # ~35 GB
+    .venv/bin/python bench/stage_memory.py measure --plan-gib 32 /var/tmp/hunyuan15-full  # 848x480x61
+
+The 13B model is described here; HunyuanVideo 1.5's build and measure are in
+bench/stage_memory_15.py (same shard writer, same table). Both:
 
 `build` writes a diffusers-format folder with the real model's architecture
 (12.8B transformer, 7.5B Llama text encoder, CLIP-L, the real VAE), random
@@ -35,7 +40,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hunyuan_core import params as api_params  # noqa: E402
-from hunyuan_core import cost_model, precision  # noqa: E402
+from hunyuan_core import cost_model, families, precision  # noqa: E402
 from hunyuan_core.host import memory_limit_bytes  # noqa: E402
 
 SHARD_BYTES = 4 * 2**30
@@ -210,18 +215,7 @@ def measure(model_dir, storage):
     staged._free("vae")
     staged.memory.freed("vae")
 
-    weights = {name: entry for name, entry in plan["storage"].items()}
-    print()
-    print("| stage | weights stored as | weights GiB | load peak RSS GiB | compute peak RSS GiB | RSS after freeing GiB | seconds |")
-    print("|---|---|---|---|---|---|---|")
-    for stage, component in (("text_encoders", "text_encoder"), ("transformer", "transformer"), ("vae", "vae")):
-        m = staged.memory.stages[stage]
-        entry = weights.get(component, {"dtype": plan["compute_dtype"], "bytes": 0})
-        print(f"| {stage} | {entry['dtype']} | {entry['bytes'] / 2**30:.1f} | {m.get('load_peak_rss_mb', 0) / 1024:.1f} | "
-              f"{m['compute_peak_rss_mb'] / 1024:.1f} | {m['rss_after_free_mb'] / 1024:.1f} | {timings[stage]:.0f} |")
-    job_peak = max(m["compute_peak_rss_mb"] for m in staged.memory.stages.values()) / 1024
-    print(f"\nwhole job: compute peak {job_peak:.1f} GiB (stages run one after another; loads peak on "
-          f"reclaimable file pages)")
+    weights = print_table(staged.memory.stages, plan, timings, {})
     transformer_entry = weights["transformer"]
     bf16 = precision.component_weights(model_dir, "transformer")["params"] * 2
     projected = staged.memory.stages["transformer"]["compute_peak_rss_mb"] / 1024 - (
@@ -236,15 +230,50 @@ def measure(model_dir, storage):
         f"{name} stored as {entry['dtype']}, planned stage peak {entry['stage_peak_bytes'] / 2**30:.1f} GiB"
         for name, entry in host32["storage"].items()))
 
+def print_table(stages, plan, timings, labels):
+    """Print each stage's stored weights and memory as a Markdown table, then the whole job's peak.
+
+    `labels` names the stages' rows (default: the stage's name). Returns the plan's storage entries.
+    """
+    weights = dict(plan["storage"])
+    print()
+    print("| stage | weights stored as | weights GiB | load peak RSS GiB | compute peak RSS GiB | "
+          "RSS after freeing GiB | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for stage, component in (("text_encoders", "text_encoder"), ("transformer", "transformer"), ("vae", "vae")):
+        m = stages[stage]
+        entry = weights.get(component, {"dtype": plan["compute_dtype"], "bytes": 0})
+        print(f"| {labels.get(stage, stage)} | {entry['dtype']} | {entry['bytes'] / 2**30:.1f} | "
+              f"{m.get('load_peak_rss_mb', 0) / 1024:.1f} | {m['compute_peak_rss_mb'] / 1024:.1f} | "
+              f"{m['rss_after_free_mb'] / 1024:.1f} | {timings[stage]:.0f} |")
+    job_peak = max(max(m["compute_peak_rss_mb"], m.get("load_peak_rss_mb", 0)) for m in stages.values()) / 1024
+    compute_peak = max(m["compute_peak_rss_mb"] for m in stages.values()) / 1024
+    print(f"\nwhole job: peak RSS {job_peak:.1f} GiB ({job_peak * 2**30 / 1e9:.1f} GB), compute peak "
+          f"{compute_peak:.1f} GiB (stages run one after another; loads peak on reclaimable file pages)")
+    return weights
+
+
 def main():
     """Command line: build or measure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["build", "measure"])
     parser.add_argument("model_dir")
     parser.add_argument("--weight-dtype", default="auto", help="WEIGHT_DTYPE for measure (auto picks what fits)")
+    parser.add_argument("--family", default="hunyuanvideo", choices=["hunyuanvideo", "hunyuanvideo-1.5"],
+                        help="the architecture to build (measure reads it from the folder)")
+    parser.add_argument("--plan-gib", type=float, default=None,
+                        help="1.5 measure: plan for a host of this many GiB (default: this machine's memory)")
     args = parser.parse_args()
-    if args.command == "build":
+    if args.command == "build" and args.family == "hunyuanvideo-1.5":
+        import stage_memory_15
+
+        stage_memory_15.build(args.model_dir, write_component)
+    elif args.command == "build":
         build(args.model_dir)
+    elif families.family_of(args.model_dir).name.startswith("hunyuanvideo-1.5"):
+        import stage_memory_15
+
+        stage_memory_15.report(args.model_dir, args.weight_dtype, args.plan_gib, print_table)
     else:
         measure(args.model_dir, args.weight_dtype)
     return 0
