@@ -21,7 +21,6 @@ their series vary the frames, steps and guidance instead.
 """
 
 import argparse
-import io
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.scaled_down import build_scaled_down  # noqa: E402
 from tests.server import GunicornServer  # noqa: E402
+from runner.pictures import picture_png  # noqa: E402
 
 REQUESTS = {
     "demo-hunyuanvideo": [
@@ -76,18 +76,6 @@ REQUESTS = {
 DEMOS = ("demo-hunyuanvideo", "demo-hunyuanvideo-i2v", "demo-hunyuanvideo-1.5", "demo-hunyuanvideo-1.5-i2v")
 
 
-def _png(width, height):
-    """A picture of this shape (two gradients), as PNG bytes."""
-    import numpy as np
-    from PIL import Image
-
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)
-    out = io.BytesIO()
-    Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8), "RGB").save(out, format="PNG")
-    return out.getvalue()
-
-
 def _parse(text):
     return datetime.fromisoformat(text)
 
@@ -97,7 +85,7 @@ def run_job(base_url, body):
     what really happened."""
     if "image" in body:
         fields = {key: str(value) for key, value in body.items() if key != "image"}
-        image = {"image": ("picture.png", _png(*body["image"]), "image/png")}
+        image = {"image": ("picture.png", picture_png(*body["image"]), "image/png")}
         answer = requests.post(f"{base_url}/api/generate", data=fields, files=image, timeout=30).json()
     else:
         answer = requests.post(f"{base_url}/api/generate", json=body, timeout=30).json()

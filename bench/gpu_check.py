@@ -16,7 +16,6 @@ if any model failed, 2 if the whole check ran past `--budget` seconds (default
 """
 
 import argparse
-import io
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from hunyuan_core.images import decode_image  # noqa: E402
 from hunyuan_core.job_record import new_job, new_job_id  # noqa: E402
 from hunyuan_core.job_store import JobStore  # noqa: E402
 from hunyuan_core.supervisor import Supervisor  # noqa: E402
+from runner.pictures import picture_png  # noqa: E402
 
 DEMOS = ("demo-hunyuanvideo", "demo-hunyuanvideo-i2v", "demo-hunyuanvideo-1.5", "demo-hunyuanvideo-1.5-i2v")
 # Per device: (requested width, height, frames, steps) for the demo models and for the scaled-down 1.5.
@@ -40,18 +40,6 @@ SIZES = {
 }
 IMAGE_SIZE = (320, 200)
 JOB_TIMEOUT = 300
-
-
-def _image_png(width, height):
-    """A real picture (two gradients), as PNG bytes."""
-    import numpy as np
-    from PIL import Image
-
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)
-    out = io.BytesIO()
-    Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8), "RGB").save(out, format="PNG")
-    return out.getvalue()
 
 
 def build_models(folder, demos, scaled):
@@ -75,7 +63,7 @@ def queue(store, folder, size):
                   video_length=frames, num_inference_steps=steps, fps=8)
     for name in family.unused_fields:
         params.pop(name, None)
-    image = decode_image(_image_png(*IMAGE_SIZE)) if family.takes_image else None
+    image = decode_image(picture_png(*IMAGE_SIZE)) if family.takes_image else None
     if image is not None:
         params["width"], params["height"] = families.size_for_image(family, folder, image.width, image.height,
                                                                     width, height)

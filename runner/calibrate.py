@@ -111,7 +111,7 @@ def probe_job(family, model_dir, probe, number):
     Sizes follow the family's rules (1.5: the nearest bucket; image-to-video: the
     image's shape), the rest are the family's defaults, as a request would get.
     """
-    from PIL import Image
+    from runner.pictures import picture
 
     used = dict(family.defaults, prompt="A calibration probe.", negative_prompt=None, seed=number,
                 video_length=probe["video_length"], num_inference_steps=probe["num_inference_steps"])
@@ -120,9 +120,8 @@ def probe_job(family, model_dir, probe, number):
     width, height = probe["width"], probe["height"]
     image = None
     if family.takes_image:
-        # A plain gradient of the probe's shape: encoders cost the same whatever the picture.
-        ramp = np.linspace(0, 255, width * height * 3, dtype=np.float32).reshape(height, width, 3)
-        image = Image.fromarray(ramp.astype(np.uint8), "RGB")
+        # A picture of the probe's shape: encoders cost the same whatever it shows.
+        image = picture(width, height)
         width, height = families.size_for_image(family, model_dir, width, height, width, height)
     else:
         width, height = families.size_for_request(family, model_dir, width, height)

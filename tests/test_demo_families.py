@@ -18,11 +18,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from diffusers.pipelines.hunyuan_video1_5.image_processor import HunyuanVideo15ImageProcessor  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from hunyuan_core import families  # noqa: E402
 from hunyuan_core.model_source import METADATA_FILE  # noqa: E402
 from runner import demo_models  # noqa: E402
+from runner.pictures import picture  # noqa: E402
 
 DEMOS = {
     "demo-hunyuanvideo": "hunyuanvideo",
@@ -36,15 +36,6 @@ STEPS = 3
 # both orientations, so every size rule has something to do.
 REQUESTED_SIZE = (264, 200)
 IMAGES = {"demo-hunyuanvideo-i2v": (200, 120), "demo-hunyuanvideo-1.5-i2v": (150, 260)}
-
-
-def _image(width, height):
-    """A real RGB picture (a gradient with a square), not an array of noise."""
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)
-    pixels = np.stack([x, y, 255 - x], axis=-1)
-    pixels[height // 4: height // 2, width // 4: width // 2] = (250, 220, 30)
-    return Image.fromarray(pixels.astype(np.uint8), "RGB")
 
 
 @pytest.mark.parametrize("demo", DEMOS)
@@ -71,7 +62,7 @@ def test_demo_generates_the_size_and_frames_its_family_predicts(demo_folders, de
     kwargs = demo_models.prepare_pipeline(pipe, folder)
     width, height = REQUESTED_SIZE
     if family.takes_image:
-        image = _image(*IMAGES[demo])
+        image = picture(*IMAGES[demo])
         kwargs["image"] = image
         expected = families.size_for_image(family, folder, *image.size, width, height)
     else:

@@ -7,14 +7,12 @@ is downloaded and decoded: its frame count, size and fps are what the job report
 """
 
 import base64
-import io
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from hunyuan_core import families, model_source
 from hunyuan_core.timing_stats import TimingStats
+from runner.pictures import picture_png
 
 from .conftest import DEMO_MODELS, copy_artifact, wait_for
 from .mp4_check import assert_playable_mp4
@@ -26,14 +24,6 @@ PROMPT = 'A cat holds a sign that says "HELLO".'
 # The smallest each family takes (their parameter tables): 13 frames; 10 steps for 13B, 4 for 1.5.
 SMALL = {"video_length": 13, "num_inference_steps": 10, "fps": 8, "seed": 3}
 SMALL_15 = dict(SMALL, num_inference_steps=4)
-
-
-def _png(width, height):
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)
-    out = io.BytesIO()
-    Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8), "RGB").save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -54,7 +44,7 @@ def test_every_family_generates_through_gunicorn_as_json_and_multipart(four_mode
     with GunicornServer(four_model_data, workers=2, MODELS=", ".join(DEMO_MODELS), MAX_WORKERS=2) as server:
         listed = {m["name"]: m for m in server.get("/api/info").json()["models"]}
         assert set(listed) == set(DEMO_MODELS)
-        image = _png(200, 120)
+        image = picture_png(200, 120)
         submissions = {
             # No `model`: the first one, the 13B text-to-video demo, with the API document's fields.
             "demo-hunyuanvideo": server.post("/api/generate", json=dict(SMALL, prompt=PROMPT, width=256, height=256)),

@@ -10,7 +10,6 @@ latents as the pipeline's own `__call__` computing them itself.
 
 import io
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,6 +18,7 @@ from hunyuan_core.images import decode_image
 from hunyuan_core.job_record import new_job, new_job_id
 from hunyuan_core.supervisor import Supervisor
 from hunyuan_core.timing_stats import TimingStats
+from runner.pictures import picture_png
 
 from .conftest import copy_artifact, wait_for
 from .mp4_check import assert_playable_mp4
@@ -31,17 +31,6 @@ FRAMES = 9
 # Not a bucket, not a multiple of 16: the family's size rule decides.
 REQUESTED = (264, 200)
 IMAGE_SIZE = (200, 120)
-
-
-def picture(width, height):
-    """A real picture (gradients and a square), as a PNG's bytes."""
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)
-    pixels = np.stack([x, y, 255 - x], axis=-1)
-    pixels[height // 4: height // 2, width // 4: width // 2] = (250, 220, 30)
-    out = io.BytesIO()
-    Image.fromarray(pixels.astype(np.uint8), "RGB").save(out, format="PNG")
-    return out.getvalue()
 
 
 def job_params(folder, image=None, **overrides):
@@ -63,7 +52,7 @@ def job_params(folder, image=None, **overrides):
 def queue(store, folder, **overrides):
     """A queued job on the model in `folder`, with its input image stored when the model takes one."""
     family = families.family_of(folder)
-    image = decode_image(picture(*IMAGE_SIZE)) if family.takes_image else None
+    image = decode_image(picture_png(*IMAGE_SIZE)) if family.takes_image else None
     params = job_params(folder, image, **overrides)
     meta = model_source.read_metadata(folder)
     model = {"name": meta["name"], "path": str(folder), "demo": True, "family": family.name, "task": family.task}
@@ -180,7 +169,7 @@ def test_staged_stages_make_what_the_pipeline_makes(demo_folders, demo, guidance
 
     folder = demo_folders[demo]
     family = families.family_of(folder)
-    image = Image.open(io.BytesIO(picture(*IMAGE_SIZE))).convert("RGB") if family.takes_image else None
+    image = Image.open(io.BytesIO(picture_png(*IMAGE_SIZE))).convert("RGB") if family.takes_image else None
     params = job_params(folder, image, guidance_scale=guidance)
     staged = StagedPipeline(str(folder), "cpu", precision.plan(str(folder), "cpu", compute="float32"))
     steps = []
