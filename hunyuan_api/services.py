@@ -22,6 +22,7 @@ class Services:
     supervisor: Supervisor
     submitter: Submitter
     models: Catalog
+    cluster: object = None  # the many-host mode's ClusterTick (hunyuan_core/cluster.py), else None
 
 
 def services():

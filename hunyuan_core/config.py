@@ -7,6 +7,7 @@ Every variable is listed in docs/configuration.md. flask-smorest's own settings
 import hashlib
 import os
 import re
+import socket
 
 from . import models_setting
 from .heartbeat import DEFAULT_STALL_SECONDS
@@ -93,6 +94,30 @@ def from_environ(environ=None):
         "MAX_BODY_KB": _int("MAX_BODY_KB", env.get("MAX_BODY_KB", "64"), 1),
         "MAX_UPLOAD_MB": _int("MAX_UPLOAD_MB", env.get("MAX_UPLOAD_MB", "32"), 1),
         **_protection_settings(env),
+        **_cluster_settings(env),
+    }
+
+
+def _cluster_settings(env):
+    """Settings of the many-host mode (docs/scale-out.md): Redis, the worker host's name, lost hosts."""
+    url = env.get("REDIS_URL", "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix://, not {url.split(':')[0]!r}")
+    heartbeat_seconds = _float("HOST_HEARTBEAT_SECONDS", env.get("HOST_HEARTBEAT_SECONDS", "5"), 0.1)
+    lost_seconds = _float("HOST_LOST_SECONDS", env.get("HOST_LOST_SECONDS", "30"), 1)
+    if lost_seconds < 2 * heartbeat_seconds:
+        raise ValueError(f"HOST_LOST_SECONDS ({lost_seconds:g}) must be at least twice HOST_HEARTBEAT_SECONDS "
+                         f"({heartbeat_seconds:g}), or a slow heartbeat would look like a lost host")
+    name = env.get("WORKER_NAME", "").strip() or socket.gethostname()
+    if not _KEY_NAME.fullmatch(name):
+        raise ValueError("WORKER_NAME must be 1 to 64 letters, digits, '_', '.', '@' or '-', starting with a "
+                         f"letter or digit, not {name!r}")
+    return {
+        "REDIS_URL": url,
+        "WORKER_NAME": name,
+        "RETRY_LOST_JOBS": _int("RETRY_LOST_JOBS", env.get("RETRY_LOST_JOBS", "0"), 0),
+        "HOST_HEARTBEAT_SECONDS": heartbeat_seconds,
+        "HOST_LOST_SECONDS": lost_seconds,
     }
 
 
