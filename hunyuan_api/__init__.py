@@ -11,12 +11,7 @@ import logging
 
 from flask import Flask
 
-<<<<<<< HEAD
-from hunyuan_core import __version__, catalog, cluster, config, model_source, stores  # noqa: F401  (__version__)
-=======
-from hunyuan_core import __version__, artifacts, catalog, config, model_source  # noqa: F401  (__version__: the service's version)
-from hunyuan_core.job_store import JobStore
->>>>>>> i13-artifacts
+from hunyuan_core import __version__, artifacts, catalog, cluster, config, model_source, stores  # noqa: F401  (__version__)
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
@@ -76,12 +71,9 @@ def create_app(test_config=None):
                           max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"],
                           dispatch=(lambda job: cluster.dispatch_new(store, job)) if store.distributed else None)
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
-<<<<<<< HEAD
-                                             submitter=submitter, models=models, cluster=ticker)
-=======
-                                             submitter=submitter, models=models,
-                                             artifacts=artifacts.open_artifacts(app.config))
->>>>>>> i13-artifacts
+                                             submitter=submitter, models=models, cluster=ticker,
+                                             artifacts=store.artifacts if store.distributed
+                                             else artifacts.open_artifacts(app.config))
 
     from .views import control, events, files, jobs, logs, metrics, openai_videos, pages, service
 

@@ -26,11 +26,8 @@ class Services:
     supervisor: Supervisor
     submitter: Submitter
     models: Catalog
-<<<<<<< HEAD
     cluster: object = None  # the many-host mode's ClusterTick (hunyuan_core/cluster.py), else None
-=======
     artifacts: object = None  # LocalArtifacts or S3Artifacts
->>>>>>> i13-artifacts
 
 
 def services():
