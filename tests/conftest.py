@@ -23,6 +23,8 @@ from hunyuan_core.job_store import JobStore
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME, EmbeddedModelBuilder, ModelSource
 from hunyuan_core.precision import choose_compute
 
+from .redis_server import DEBIAN_REDIS_SERVER, RedisServer, redis_server_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_RUNNERS = Path(__file__).resolve().parent / "fixtures" / "runners"
 # The demo model's config and metadata files without its weights (test_light_fixtures keeps it in step).
@@ -106,6 +108,23 @@ def data_dir(request, tmp_path):
 def store(data_dir):
     """The job store of the test's data folder."""
     return JobStore(data_dir)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server for one test (tests/redis_server.py): free port, own folder, append-only file.
+
+    Without redis-server the test is skipped, except in CI (CI=true), where that is a failure:
+    `.ci/run` installs it, so its absence there means the scale-out tests silently did not run.
+    """
+    if redis_server_binary() is None:
+        message = f"redis-server is not installed ({DEBIAN_REDIS_SERVER}; `apt-get install redis-server`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + ", and CI=true: the scale-out tests must run in CI")
+        pytest.skip(message)
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.kill()
 
 
 def make_app(data_dir, **settings):

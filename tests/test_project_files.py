@@ -1,5 +1,6 @@
 """The set-up files agree with each other, with the README and with docs/."""
 
+import configparser
 import re
 
 import yaml
@@ -29,10 +30,16 @@ def test_every_dependency_is_pinned():
     assert "torch==2.13.0" in (ROOT / "requirements.txt").read_text().splitlines()
 
 
+def procfile():
+    """The Procfile's process types and their commands."""
+    lines = (ROOT / "Procfile").read_text().strip().splitlines()
+    return dict(line.split(": ", 1) for line in lines)
+
+
 def test_procfile_and_render_start_the_same_server_on_a_disk():
-    procfile = (ROOT / "Procfile").read_text().strip()
     service = yaml.safe_load((ROOT / "render.yaml").read_text())["services"][0]
-    assert procfile == "web: " + service["startCommand"]
+    assert list(procfile()) == ["web", "worker"]
+    assert procfile()["web"] == service["startCommand"]
     env = {item["key"]: item.get("value") for item in service["envVars"]}
     assert env["DATA_DIR"] == service["disk"]["mountPath"]
     assert service["healthCheckPath"] == "/health"
@@ -49,3 +56,38 @@ def test_readme_stays_short_and_its_links_resolve():
     assert len(readme.splitlines()) <= 200
     for target in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (ROOT / target).is_file(), target
+
+
+def test_the_worker_command_is_installed_under_the_procfile_name():
+    scripts = configparser.ConfigParser()
+    scripts.read(ROOT / "setup.cfg")
+    entry_points = scripts["options.entry_points"]["console_scripts"]
+    assert f"{procfile()['worker']} = runner.worker_host:main" in entry_points.splitlines()
+
+
+def test_the_scale_out_blueprint_wires_every_host_to_the_same_redis_and_artifact_store():
+    blueprint = yaml.safe_load((ROOT / "deploy" / "render-scale-out.yaml").read_text())
+    services = {service["type"]: [] for service in blueprint["services"]}
+    for service in blueprint["services"]:
+        services[service["type"]].append(service)
+    (store,) = services["keyvalue"]
+    # Queue and job records must never be evicted, and the store is reachable only from the private network.
+    assert store["maxmemoryPolicy"] == "noeviction" and store["ipAllowList"] == []
+    groups = {group["name"]: group["envVars"] for group in blueprint.get("envVarGroups", [])}
+    (web,) = services["web"]
+    assert web["startCommand"] == procfile()["web"] and "disk" not in web  # stateless, so it can scale out
+    assert len(services["worker"]) >= 2
+    for service in [web, *services["worker"]]:
+        env = {}
+        for item in service["envVars"]:
+            for grouped in groups.get(item.get("fromGroup"), [item]):
+                env[grouped["key"]] = grouped
+        assert env["REDIS_URL"]["fromService"] == {"type": "keyvalue", "name": store["name"],
+                                                   "property": "connectionString"}, service["name"]
+        assert env["ARTIFACTS_URL"] == {"key": "ARTIFACTS_URL", "sync": False}, service["name"]
+        for secret in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[secret].get("sync") is False and "value" not in env[secret], (service["name"], secret)
+    for worker in services["worker"]:
+        assert worker["startCommand"] == procfile()["worker"]
+        env = {item["key"]: item.get("value") for item in worker["envVars"] if "key" in item}
+        assert env["DATA_DIR"] == worker["disk"]["mountPath"]
