@@ -33,7 +33,8 @@ def enqueue(store, job):
     """Put `job` (a queued record) on its model's RQ queue; returns the RQ job id it was given."""
     attempt = int((job.get("dispatch") or {}).get("attempt", 0))
     rq_id = rq_job_id(job["job_id"], attempt)
-    queue = Queue(queue_name(job["model"]["name"]), connection=store.redis)
+    model = job["model"]
+    queue = Queue(queue_name(model.get("served_as") or model["name"]), connection=store.redis)
     store.call(lambda _r: queue.enqueue_call(JOB_FUNCTION, args=(job["job_id"],), job_id=rq_id, timeout=-1,
                                              result_ttl=0, failure_ttl=FAILURE_TTL_SECONDS,
                                              description=f"hunyuan job {job['job_id']}"))
