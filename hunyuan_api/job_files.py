@@ -182,6 +182,13 @@ def send_artifact_log(artifacts, job_id, lines=None, fallback=None):
     return send_log(fallback, lines) if fallback is not None else _text("")
 
 
+def send_live_log(body, lines=None):
+    """The live copy of a running job's log (bytes), all of it or its last `lines` lines, never cached."""
+    if lines is not None:
+        body = b"".join(body.splitlines(keepends=True)[-lines:]) if lines else b""
+    return _text(body.decode("utf-8", errors="replace"))
+
+
 def _decoded(chunks):
     """The UTF-8 text of byte `chunks`, a character split across two chunks decoded whole."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from hunyuan_core import jobs
 
 from .. import auth
-from ..job_files import send_artifact_log
+from ..job_files import send_artifact_log, send_live_log
 from ..schemas.jobs import JobLogQuerySchema
 from ..services import services
 
@@ -28,5 +28,9 @@ class JobLog(MethodView):
         """
         found = services()
         jobs.check_known(found.store, job_id, auth.access())  # another API key's job is "not found"
+        live = found.store.live_log(job_id)
+        if live is not None:
+            # Many hosts: the job runs on a worker host, which copies its log into Redis as it grows.
+            return send_live_log(live, query.get("tail"))
         # Not in the artifact store yet: the log a runner on this host is writing.
         return send_artifact_log(found.artifacts, job_id, query.get("tail"), fallback=found.store.log_path(job_id))
