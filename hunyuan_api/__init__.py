@@ -11,7 +11,8 @@ import logging
 
 from flask import Flask
 
-from hunyuan_core import __version__, artifacts, catalog, config, model_source  # noqa: F401  (__version__: the service's version)
+from hunyuan_core import __version__, catalog, config, model_source  # noqa: F401  (__version__: the service's version)
+from hunyuan_core.artifacts import open_artifacts
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
@@ -66,7 +67,7 @@ def create_app(test_config=None):
                           max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"])
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
                                              submitter=submitter, models=models,
-                                             artifacts=artifacts.open_artifacts(app.config))
+                                             artifacts=open_artifacts(app.config))
 
     from .views import control, events, files, jobs, logs, metrics, openai_videos, pages, service
 
