@@ -139,7 +139,8 @@ def _send_stored(artifacts, job_id, kind, info, mimetype, missing):
         if bounds is None:
             raise RequestedRangeNotSatisfiable(length=info.size)
         (start, end), status = bounds, 206
-    chunks = artifacts.read(job_id, kind, start, end)
+    # HEAD: the headers are known from the store's HEAD already; no read is opened.
+    chunks = iter(()) if request.method == "HEAD" else artifacts.read(job_id, kind, start, end)
     if chunks is None:
         raise NotFound(missing)  # removed between the HEAD and the GET
     response = current_app.response_class(chunks, status=status, mimetype=mimetype, direct_passthrough=True)

@@ -164,7 +164,7 @@ def write_chunks_atomic(dest, chunks):
 
 
 def _chunks(handle, start, end):
-    """The bytes [start, end) of the open file `handle` in CHUNK pieces; closes it when done or dropped."""
+    """The bytes [start, end) of the open file `handle` in CHUNK pieces; closes it when done or closed."""
     try:
         handle.seek(start)
         left = None if end is None else max(end - start, 0)

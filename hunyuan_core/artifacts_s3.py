@@ -147,17 +147,7 @@ class S3Artifacts:
         return self._stream(answer["Body"])
 
     def _stream(self, body):
-        try:
-            while True:
-                try:
-                    piece = body.read(CHUNK)
-                except (BotoCoreError, ClientError) as exc:
-                    raise self._unavailable(exc) from None
-                if not piece:
-                    return
-                yield piece
-        finally:
-            body.close()
+        return _Body(body, self._unavailable)
 
     def download(self, job_id, kind, dest):
         """Copy the object to the local file `dest` (atomically, streamed); False if it is absent."""
@@ -185,3 +175,33 @@ class S3Artifacts:
         """Remove every artifact of `job_id` (one DeleteObject each: every S3 look-alike has it; absent is fine)."""
         for kind in KINDS:
             self._call("delete_object", Key=self.key(job_id, kind))
+
+
+class _Body:
+    """An object's body as an iterator of CHUNK-sized pieces, closed by close() even if never iterated.
+
+    (A generator's `finally` runs only once it has started: a HEAD request, or a client
+    gone before the first byte, would leave the connection to the store open.)
+    """
+
+    def __init__(self, body, unavailable):
+        self._body = body
+        self._unavailable = unavailable
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            piece = self._body.read(CHUNK)
+        except (BotoCoreError, ClientError) as exc:
+            self.close()
+            raise self._unavailable(exc) from None
+        if not piece:
+            self.close()
+            raise StopIteration
+        return piece
+
+    def close(self):
+        """Release the connection to the store."""
+        self._body.close()

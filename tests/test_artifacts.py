@@ -6,6 +6,8 @@ the store is in tests/test_artifacts_served.py.
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -17,6 +19,7 @@ from hunyuan_core.job_record import new_job_id
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.regular_file import NotARegularFile
 
+from .conftest import ROOT
 from .s3_server import REGION, running_s3_server
 from .server import free_port
 
@@ -243,3 +246,12 @@ def test_good_artifact_settings_are_read():
     assert settings["ARTIFACTS_URL"] == "s3://my.bucket-1/a/b/" and settings["ARTIFACTS_PRESIGN_SECONDS"] == 900
     shared = open_artifacts(config.from_environ({"ARTIFACTS_URL": "file:///srv/shared%20artifacts"}))
     assert isinstance(shared, LocalArtifacts) and str(shared.root) == "/srv/shared artifacts"
+
+
+def test_boto3_is_loaded_only_for_an_s3_store(tmp_path):
+    code = ("import sys; import hunyuan_api; from hunyuan_core.artifacts import open_artifacts; "
+            f"open_artifacts({{'DATA_DIR': {str(tmp_path)!r}}}); "
+            f"open_artifacts({{'ARTIFACTS_URL': 'file://{tmp_path}', 'DATA_DIR': '/x'}}); "
+            "print('boto3' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr

@@ -91,6 +91,9 @@ def test_a_video_in_s3_is_streamed_whole_and_in_ranges(data_dir, s3, mp4):
     assert whole.headers["Accept-Ranges"] == "bytes" and int(whole.headers["Content-Length"]) == size
     assert whole.headers["ETag"] and whole.headers["Last-Modified"]
 
+    head = client.head(f"/api/videos/{job_id}.mp4")
+    assert head.status_code == 200 and head.data == b"" and int(head.headers["Content-Length"]) == size
+
     part = client.get(f"/api/videos/{job_id}.mp4", headers={"Range": "bytes=10-99"})
     assert part.status_code == 206 and part.data == mp4[10:100]
     assert part.headers["Content-Range"] == f"bytes 10-99/{size}" and part.headers["Content-Length"] == "90"
@@ -104,6 +107,12 @@ def test_a_video_in_s3_is_streamed_whole_and_in_ranges(data_dir, s3, mp4):
     assert beyond.status_code == 416 and beyond.get_json()["detail"]  # the same answer as from the data folder
     garbled = client.get(f"/api/videos/{job_id}.mp4", headers={"Range": "bytes=9-3"})
     assert garbled.status_code == 416
+
+    # The OpenAI-style face serves the same object the same way.
+    content = client.get(f"/v1/videos/{job_id}/content")
+    assert content.status_code == 200 and content.data == mp4 and content.mimetype == "video/mp4"
+    content_part = client.get(f"/v1/videos/{job_id}/content", headers={"Range": "bytes=0-3"})
+    assert content_part.status_code == 206 and content_part.data == mp4[:4]
 
     # The ETag is the object's: a revalidation is a 304, and If-Range naming another version gets it all.
     etag = whole.headers["ETag"]
@@ -122,6 +131,8 @@ def test_a_poster_in_s3_and_missing_objects(data_dir, s3, mp4):
     artifacts.put_bytes(job_id, "poster", b"\xff\xd8\xff\xe0 a jpeg")
     poster = client.get(f"/api/posters/{job_id}.jpg")
     assert poster.status_code == 200 and poster.mimetype == "image/jpeg" and poster.data == b"\xff\xd8\xff\xe0 a jpeg"
+    thumbnail = client.get(f"/v1/videos/{job_id}/content?variant=thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.data == b"\xff\xd8\xff\xe0 a jpeg"
     # The video is in the data folder only, not in the store: the data folder is not what is served.
     store.video_path(job_id).write_bytes(mp4)
     missing = client.get(f"/api/videos/{job_id}.mp4")
@@ -141,7 +152,8 @@ def test_with_presigning_videos_redirect_to_a_url_that_serves_them(data_dir, s3,
     answer = client.get(f"/api/videos/{job_id}.mp4")
     assert answer.status_code == 302 and answer.headers["Cache-Control"] == "no-store"
     location = answer.headers["Location"]
-    assert location.startswith(f"{s3.endpoint}/{BUCKET}/{PREFIX}/videos/{job_id}.mp4?") and "X-Amz-Expires=120" in location
+    assert location.startswith(f"{s3.endpoint}/{BUCKET}/{PREFIX}/videos/{job_id}.mp4?")
+    assert "X-Amz-Expires=120" in location
     fetched = requests.get(location, timeout=10)
     assert fetched.status_code == 200 and fetched.content == mp4
     ranged = requests.get(location, headers={"Range": "bytes=0-15"}, timeout=10)

@@ -22,7 +22,7 @@ from hunyuan_core.job_record import JobStatus
 from .. import auth, uploads
 from ..api import Blueprint, RequestParser
 from ..body_limits import UPLOAD_MIMETYPE
-from ..job_files import send_job_file
+from ..job_files import send_artifact
 from ..schemas.openai_videos import (
     ContentQuerySchema,
     RemixRequestSchema,
@@ -232,12 +232,12 @@ class Content(MethodView):
         if status != JobStatus.COMPLETED.value:
             raise NotFound(f"Video {video_id} has no content: its job is {status}; content exists once it "
                            "is completed")
-        store = services().store
-        extension, field, path, mimetype = (("mp4", "video", store.video_path, "video/mp4") if variant == "video"
-                                            else ("jpg", "poster", store.poster_path, "image/jpeg"))
+        found = services()
+        extension, kind, mimetype = ("mp4", "video", "video/mp4") if variant == "video" else (
+            "jpg", "poster", "image/jpeg")
         missing_file = f"Video {video_id} has no {variant} file"
-        jobs.find_served_file(store, f"{video_id}.{extension}", extension, field, auth.access(), missing_file)
-        return send_job_file(path(video_id), mimetype, missing_file)
+        jobs.find_served_file(found.store, f"{video_id}.{extension}", extension, kind, auth.access(), missing_file)
+        return send_artifact(found.artifacts, video_id, kind, mimetype, missing_file)
 
 
 @blp.route("/videos/<video_id>/remix")
