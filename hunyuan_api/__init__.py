@@ -11,8 +11,7 @@ import logging
 
 from flask import Flask
 
-from hunyuan_core import __version__, catalog, config, model_source  # noqa: F401  (__version__: the service's version)
-from hunyuan_core.job_store import JobStore
+from hunyuan_core import __version__, artifacts, catalog, cluster, config, model_source, stores  # noqa: F401  (__version__)
 from hunyuan_core.submission import Submitter
 from hunyuan_core.supervisor import Supervisor
 
@@ -45,7 +44,7 @@ def create_app(test_config=None):
     app.config["PARAMETERS"] = models.default.parameters
     # A JSON body may then carry an image as a data: URL, so its size limit is raised (body_limits.py).
     app.config["ACCEPTS_IMAGES"] = any(m.family.takes_image for m in models.models)
-    store = JobStore(app.config["DATA_DIR"])
+    store = stores.open_store(app.config)
     store.index.reconcile_seconds = app.config["INDEX_RECONCILE_SECONDS"]
     store.index.open()  # built from the job files now if missing, not on the first request
     model = models.default.source
@@ -62,10 +61,19 @@ def create_app(test_config=None):
         model_builder=builder,
         housekeeping=housekeeping,
     )
-    submitter = Submitter(store, models, supervisor.wake,
-                          max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"])
+    # Many hosts (REDIS_URL): a job goes to the worker hosts through RQ, and this host only takes its turn
+    # at the cluster's rounds (lost hosts, missing dispatches, housekeeping); one host: its supervisor runs it.
+    ticker = None
+    if store.distributed:
+        ticker = cluster.ClusterTick(store, app.config["HOST_LOST_SECONDS"], app.config["RETRY_LOST_JOBS"],
+                                     housekeeping=housekeeping)
+    submitter = Submitter(store, models, None if store.distributed else supervisor.wake,
+                          max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"],
+                          dispatch=(lambda job: cluster.dispatch_new(store, job)) if store.distributed else None)
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
-                                             submitter=submitter, models=models)
+                                             submitter=submitter, models=models, cluster=ticker,
+                                             artifacts=store.artifacts if store.distributed
+                                             else artifacts.open_artifacts(app.config))
 
     from .views import control, events, files, jobs, logs, metrics, openai_videos, pages, service
 
@@ -90,7 +98,7 @@ def create_app(test_config=None):
     _document_configured_ranges(api, app.config["PARAMETERS"])
 
     if app.config["SUPERVISOR_AUTOSTART"]:
-        supervisor.start()
+        (ticker or supervisor).start()
     logging.getLogger(__name__).info(
         "serving with data folder %s, models %s, MAX_WORKERS=%s", store.root,
         ", ".join(f"{m.name} ({m.source.path})" for m in models.models), app.config["MAX_WORKERS"]

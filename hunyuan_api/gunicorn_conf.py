@@ -57,11 +57,15 @@ def on_starting(server):
     for served in models.models:
         server.log.info("model %s: %s", served.name, served.source.path)
     # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.
-    started = time.monotonic()
-    index = JobStore(settings["DATA_DIR"]).index
-    index.open()
-    index.close()
-    server.log.info("job index ready in %.2f s", time.monotonic() - started)
+    if settings["REDIS_URL"]:
+        server.log.info("jobs in Redis (REDIS_URL): this web host keeps no job state and runs no runners; "
+                        "worker hosts (hunyuan-worker) render")
+    else:
+        started = time.monotonic()
+        index = JobStore(settings["DATA_DIR"]).index
+        index.open()
+        index.close()
+        server.log.info("job index ready in %.2f s", time.monotonic() - started)
     for served in models.models:
         _calibrate(server, served, settings)
 

@@ -14,7 +14,11 @@ from hunyuan_core.supervisor import Supervisor
 
 @dataclass
 class Services:
-    """Store, models, supervisor and submission service of one app (`model`: the default model's source)."""
+    """Store, models, supervisor, submission service and artifact store of one app.
+
+    `model` is the default model's source; `artifacts` holds videos, posters, logs and
+    input images (hunyuan_core/artifacts.py: the data folder unless ARTIFACTS_URL says otherwise).
+    """
 
     store: JobStore
     model: ModelSource
@@ -22,6 +26,8 @@ class Services:
     supervisor: Supervisor
     submitter: Submitter
     models: Catalog
+    cluster: object = None  # the many-host mode's ClusterTick (hunyuan_core/cluster.py), else None
+    artifacts: object = None  # LocalArtifacts or S3Artifacts
 
 
 def services():

@@ -37,6 +37,8 @@ def cancel_job(store, job_id):
     CannotCancel for a finished one. Partial files (the video being written) are
     removed; the job file and its log are kept.
     """
+    if store.distributed:
+        return _cancel_elsewhere(store, job_id)
     with store.supervisor_lock(), store.locked():
         job = store.get(job_id)
         status = JobStatus(job["status"])
@@ -59,6 +61,33 @@ def cancel_job(store, job_id):
         store.partial_video_path(job_id).unlink(missing_ok=True)
         store.partial_poster_path(job_id).unlink(missing_ok=True)
         return job
+
+
+def _cancel_elsewhere(store, job_id):
+    """Cancel in the many-host mode: write the word, and wait for the host that runs the job to end its runner.
+
+    The record changes atomically, so a runner's "completed" either came first (then
+    this is CannotCancel) or is refused after (runner/progress.py leaves a terminal job
+    alone). The job's host reads its record several times a second (runner/host_job.py)
+    and kills the runner when it sees the cancel, then records the runner's end.
+    """
+
+    def cancel(job):
+        status = JobStatus(job["status"])
+        if status.is_terminal:
+            raise CannotCancel(status.value)
+        mark_finished(job, JobStatus.CANCELED, Phase.CANCELED)
+        runner = job.get("runner")
+        if runner:
+            runner.setdefault("exit_code", None)
+            runner["canceled"] = True
+
+    job = store.update(job_id, cancel)
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while store.runner_alive(job) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = store.get(job_id)
+    return job
 
 
 def _end_runner(runner):

@@ -7,11 +7,17 @@ Every variable is listed in docs/configuration.md. flask-smorest's own settings
 import hashlib
 import os
 import re
+import socket
+from urllib.parse import urlsplit
 
-from . import models_setting
+from . import artifacts, models_setting
 from .heartbeat import DEFAULT_STALL_SECONDS
 from .webhook_guard import parse_networks
 
+# Region names: AWS's (us-east-1), R2's `auto`, whatever a self-hosted server calls its own.
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# The longest a SigV4 presigned URL may be valid.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # A key's name ends up in job files and logs: plain words only.
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
@@ -93,6 +99,34 @@ def from_environ(environ=None):
         "MAX_BODY_KB": _int("MAX_BODY_KB", env.get("MAX_BODY_KB", "64"), 1),
         "MAX_UPLOAD_MB": _int("MAX_UPLOAD_MB", env.get("MAX_UPLOAD_MB", "32"), 1),
         **_protection_settings(env),
+        **_cluster_settings(env),
+        **_artifact_settings(env),
+    }
+
+
+def _cluster_settings(env):
+    """Settings of the many-host mode (docs/scale-out.md): Redis, the worker host's name, lost hosts."""
+    url = env.get("REDIS_URL", "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix://, not {url.split(':')[0]!r}")
+    heartbeat_seconds = _float("HOST_HEARTBEAT_SECONDS", env.get("HOST_HEARTBEAT_SECONDS", "5"), 0.1)
+    lost_seconds = _float("HOST_LOST_SECONDS", env.get("HOST_LOST_SECONDS", "30"), 1)
+    if lost_seconds < 2 * heartbeat_seconds:
+        raise ValueError(f"HOST_LOST_SECONDS ({lost_seconds:g}) must be at least twice HOST_HEARTBEAT_SECONDS "
+                         f"({heartbeat_seconds:g}), or a slow heartbeat would look like a lost host")
+    retries = _int("RETRY_LOST_JOBS", env.get("RETRY_LOST_JOBS", "0"), 0)
+    if retries > 3:  # a job that brings its host down would otherwise take host after host with it
+        raise ValueError(f"RETRY_LOST_JOBS must be at most 3, not {retries}")
+    name = env.get("WORKER_NAME", "").strip() or socket.gethostname()
+    if not _KEY_NAME.fullmatch(name):
+        raise ValueError("WORKER_NAME must be 1 to 64 letters, digits, '_', '.', '@' or '-', starting with a "
+                         f"letter or digit, not {name!r}")
+    return {
+        "REDIS_URL": url,
+        "WORKER_NAME": name,
+        "RETRY_LOST_JOBS": retries,
+        "HOST_HEARTBEAT_SECONDS": heartbeat_seconds,
+        "HOST_LOST_SECONDS": lost_seconds,
     }
 
 
@@ -114,6 +148,32 @@ def _protection_settings(env):
             "WEBHOOK_ALLOWED_NETWORKS", env.get("WEBHOOK_ALLOWED_NETWORKS", "")
         ),
         "WEBHOOK_THREADS": _int("WEBHOOK_THREADS", env.get("WEBHOOK_THREADS", "2"), 1),
+    }
+
+
+def _artifact_settings(env):
+    """Where videos, posters, logs and input images are kept (hunyuan_core/artifacts.py; docs/artifacts.md)."""
+    url = env.get("ARTIFACTS_URL", "").strip()
+    artifacts.parse_url(url)  # a malformed value stops the server now, naming the variable
+    endpoint = env.get("ARTIFACTS_ENDPOINT_URL", "").strip()
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query:
+            # Not echoed when it may hold credentials.
+            shown = repr(endpoint) if "@" not in endpoint else "a URL with '@'"
+            raise ValueError(f"ARTIFACTS_ENDPOINT_URL must be an http:// or https:// URL, not {shown}")
+    region = env.get("ARTIFACTS_REGION", "").strip()
+    if region and not _REGION.fullmatch(region):
+        raise ValueError(f"ARTIFACTS_REGION must be a region name such as us-east-1 or auto, not {region!r}")
+    presign = _int("ARTIFACTS_PRESIGN_SECONDS", env.get("ARTIFACTS_PRESIGN_SECONDS", "0"), 0)
+    if presign > MAX_PRESIGN_SECONDS:
+        raise ValueError(f"ARTIFACTS_PRESIGN_SECONDS must be at most {MAX_PRESIGN_SECONDS} (7 days, "
+                         f"the longest a SigV4 signature lasts), not {presign}")
+    return {
+        "ARTIFACTS_URL": url,
+        "ARTIFACTS_ENDPOINT_URL": endpoint,
+        "ARTIFACTS_REGION": region,
+        "ARTIFACTS_PRESIGN_SECONDS": presign,
     }
 
 

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from . import idempotency
 from .job_record import JobStatus, parse_time
 from .job_store import JobFileUnreadable, JobNotFound
-from .processes import runner_alive
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class Housekeeping:
             expires_at = parse_time(job.get("expires_at"))
             if not JobStatus(job["status"]).is_terminal or expires_at is None or expires_at > now:
                 return False
-            if runner_alive(job):
+            if self.store.runner_alive(job):
                 return False  # its runner is still exiting; next tick
             self.store.delete(job_id)
             idempotency.forget(self.store, job.get("idempotency_key_sha256"))

@@ -1,8 +1,8 @@
 """Idempotency-Key on POST /api/generate: a retried submission gets the same job.
 
-The mapping lives on disk, `DATA_DIR/idempotency/<sha256 of the key>.json`
-(`{key_sha256, request_sha256, job_id, created_at}`), read and written under the
-store lock, so it holds across gunicorn workers and restarts. A key whose job no
+The mapping lives beside the jobs: on disk, `DATA_DIR/idempotency/<sha256 of the key>.json`
+(`{key_sha256, request_sha256, job_id, created_at}`), or in Redis under the same digest
+(the store's `read_key_entry`/`write_key_entry`), read and written under the store lock, so it holds across gunicorn workers and restarts. A key whose job no
 longer exists (deleted, or removed by VIDEO_TTL) is free again: keys expire with
 their job.
 
@@ -14,7 +14,6 @@ meet each other's jobs (and a 409 only ever names the sender's own job).
 import hashlib
 import json
 
-from .atomic_file import write_json_atomic
 from .errors import Conflict
 from .job_store import JobFileUnreadable, JobNotFound
 from .job_record import utc_now
@@ -39,12 +38,11 @@ def request_digest(request):
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _key_path(store, key, owner):
+def _key_digest(key, owner):
     # A key is printable (no newline) and an owner is a plain name, so "<owner>\n<key>"
     # never equals another owner's, nor an unscoped key (no API keys configured).
     scoped = key if owner is None else f"{owner}\n{key}"
-    digest = hashlib.sha256(scoped.encode("utf-8")).hexdigest()
-    return store.root / "idempotency" / f"{digest}.json", digest
+    return hashlib.sha256(scoped.encode("utf-8")).hexdigest()
 
 
 def find(store, key, digest, owner=None):
@@ -53,10 +51,9 @@ def find(store, key, digest, owner=None):
     Call with the store lock held. Raises KeyConflict when the key was used with a
     different request.
     """
-    path, _ = _key_path(store, key, owner)
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+    key_digest = _key_digest(key, owner)
+    entry = store.read_key_entry(key_digest)
+    if entry is None:
         return None
     try:
         # A hand-edited mapping of any shape only frees its key (store.get refuses a non-id).
@@ -64,7 +61,7 @@ def find(store, key, digest, owner=None):
         if job is None:
             raise KeyError("job_id")
     except (JobNotFound, JobFileUnreadable, KeyError, TypeError):
-        path.unlink(missing_ok=True)  # its job is gone: the key expired with it
+        store.forget_key_entry(key_digest)  # its job is gone: the key expired with it
         return None
     if job.get("owner") != owner:
         return None  # never another client's job, whatever the file says; a new mapping replaces it
@@ -77,14 +74,13 @@ def find(store, key, digest, owner=None):
 
 def remember(store, key, digest, job_id, owner=None):
     """Record that `owner`'s `key` created `job_id`; returns the scoped key's sha256. Call with the store lock held."""
-    path, key_digest = _key_path(store, key, owner)
-    path.parent.mkdir(exist_ok=True)
-    write_json_atomic(path, {"key_sha256": key_digest, "request_sha256": digest, "job_id": job_id,
-                             "created_at": utc_now()})
+    key_digest = _key_digest(key, owner)
+    store.write_key_entry(key_digest, {"key_sha256": key_digest, "request_sha256": digest, "job_id": job_id,
+                                       "created_at": utc_now()})
     return key_digest
 
 
 def forget(store, key_digest):
     """Remove a key's mapping by its sha256 (when its job is removed)."""
     if key_digest:
-        (store.root / "idempotency" / f"{key_digest}.json").unlink(missing_ok=True)
+        store.forget_key_entry(key_digest)

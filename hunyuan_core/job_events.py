@@ -22,7 +22,6 @@ the job is deleted while watched, a `deleted` event ends the stream.
 """
 
 import json
-import os
 import time
 
 from .job_record import JobStatus
@@ -95,13 +94,7 @@ class JobEventStream:
 
     def _signature(self):
         """What changes whenever the job or the queue around it changes: stats of file and folder."""
-        try:
-            # lstat: a link in the job's place is a change like any other (and never followed).
-            info = os.lstat(self.store.job_path(self.job_id))
-            folder = self.store.jobs_dir.stat()
-        except FileNotFoundError:
-            return None
-        return info.st_ino, info.st_size, info.st_mtime_ns, folder.st_mtime_ns
+        return self.store.signature(self.job_id)
 
     def __iter__(self):
         """Yield the stream's text chunks (see the module docstring for the format)."""

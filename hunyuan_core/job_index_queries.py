@@ -94,6 +94,23 @@ class IndexQueries:
                          "expires_at <= ?"
         return self._query(statement, (now, now) if video_ttl else (now,))
 
+    def finished_rows(self):
+        """`[(status, duration, queue_wait, steps, step_seconds)]` of every finished job (for the metrics)."""
+        return self._query("SELECT status, duration, queue_wait, steps, step_seconds FROM jobs "
+                           "WHERE terminal = 1 AND unreadable IS NULL")
+
+    def phase_totals(self):
+        """`[(phase, jobs, seconds)]`: time finished jobs spent in each phase (for the metrics)."""
+        return self._query(
+            "SELECT t.key, COUNT(*), SUM(t.value) FROM jobs, json_each(jobs.timings) AS t WHERE jobs.terminal = 1 "
+            "AND jobs.unreadable IS NULL AND t.type IN ('integer', 'real') GROUP BY t.key")
+
+    def unfinished_queue_waits(self):
+        """Queue waits of unfinished jobs that have started (for the metrics)."""
+        return [row[0] for row in self._query(
+            "SELECT queue_wait FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 AND unreadable IS NULL "
+            "AND queue_wait IS NOT NULL")]
+
     def sql(self, statement, args=()):
         """Rows of a read-only statement (for the metrics aggregates), after the folder check."""
         return self._query(statement, args)

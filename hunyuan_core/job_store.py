@@ -62,6 +62,8 @@ class JobFileUnreadable(Exception):
 class JobStore:
     """The folder of job files and everything stored beside them."""
 
+    distributed = False  # the embedded default: one host (RedisJobStore is the many-host one)
+
     def __init__(self, data_dir):
         self.root = Path(data_dir)
         self.jobs_dir = self.root / "jobs"
@@ -268,6 +270,53 @@ class JobStore:
     def discard_input(self, job_id):
         """Remove the input image of a job that was never created (its submission failed)."""
         remove(self.input_path(job_id))
+
+    # -- idempotency keys (hunyuan_core/idempotency.py) ----------------------
+
+    def _key_entry_path(self, digest):
+        return self.root / "idempotency" / f"{digest}.json"
+
+    def read_key_entry(self, digest):
+        """The Idempotency-Key entry stored under `digest` (idempotency/<digest>.json), or None."""
+        try:
+            return json.loads(self._key_entry_path(digest).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def write_key_entry(self, digest, entry):
+        """Store an Idempotency-Key entry under `digest`."""
+        path = self._key_entry_path(digest)
+        path.parent.mkdir(exist_ok=True)
+        write_json_atomic(path, entry)
+
+    def forget_key_entry(self, digest):
+        """Remove the Idempotency-Key entry under `digest`."""
+        self._key_entry_path(digest).unlink(missing_ok=True)
+
+    def runner_alive(self, job):
+        """True while any process of `job`'s runner is alive on this host (processes.runner_alive)."""
+        return processes.runner_alive(job)
+
+    def signature(self, job_id):
+        """What changes whenever `job_id` or the queue around it changes (None: no such job): file and folder stats."""
+        try:
+            # lstat: a link in the job's place is a change like any other (and never followed).
+            info = os.lstat(self.job_path(job_id))
+            folder = self.jobs_dir.stat()
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_size, info.st_mtime_ns, folder.st_mtime_ns
+
+    def runs_here(self, job):
+        """True while a process of `job`'s runner is alive on this host (all runners are, in file mode)."""
+        return processes.runner_alive(job)
+
+    def publish(self, job_id, kinds):
+        """Nothing to do: finished files are served from this data folder where the runner put them."""
+
+    def live_log(self, job_id):
+        """None: a running job's log is its file in logs/, read directly."""
+        return None
 
     def delete(self, job_id):
         """Remove a job's record, video, poster, their partial files, log and input image.

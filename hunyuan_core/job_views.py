@@ -77,7 +77,8 @@ class JobViewer:
         video = job.get("video")
         poster = job.get("poster")
         params = job.get("params") or {}
-        return {
+        host = (job.get("runner") or {}).get("host")
+        view = {
             "job_id": job["job_id"],
             "status": status.value,
             "progress": job.get("progress", 0.0),
@@ -105,6 +106,9 @@ class JobViewer:
             "webhook": _webhook_view(job.get("webhook")),
             "poster_url": f"/api/posters/{poster['file']}" if status is JobStatus.COMPLETED and poster else None,
         }
+        if host is not None:  # the many-host mode: which worker host runs (or ran) it; one host's answers stay as they were
+            view["worker_host"] = host
+        return view
 
 
 def _webhook_view(hook):

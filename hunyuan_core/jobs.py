@@ -137,7 +137,7 @@ def delete(store, job_id, access, wait=RUNNER_EXIT_WAIT_SECONDS):
             raise NotFound()
         if job is not None and job["status"] == JobStatus.PROCESSING.value:
             raise BadRequest("Cannot delete job that is currently processing")
-        if job is not None and not _runner_gone(job, wait):
+        if job is not None and not _runner_gone(store, job, wait):
             # Its record is what holds its runner slot: deleting it now would let one more
             # runner start than MAX_WORKERS while these processes still run.
             raise Conflict(
@@ -147,10 +147,10 @@ def delete(store, job_id, access, wait=RUNNER_EXIT_WAIT_SECONDS):
         store.delete(job_id)
 
 
-def _runner_gone(job, wait):
+def _runner_gone(store, job, wait):
     """Wait up to `wait` seconds for every process of `job` to end; True once none is alive."""
     deadline = time.monotonic() + wait
-    while processes.runner_alive(job):
+    while store.runner_alive(job):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)

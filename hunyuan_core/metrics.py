@@ -22,7 +22,6 @@ import time
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 
 from .job_record import JobStatus, WORK_PHASES
-from .processes import runner_alive
 
 PREFIX = "hunyuan"
 # Whole-job durations (seconds): tiny demo jobs take seconds, real-weight jobs hours.
@@ -36,8 +35,7 @@ def finished_aggregates(index, cache):
     generation = index.generation(finished=True)
     if cache.get("generation") == generation:
         return cache["value"]
-    rows = index.sql("SELECT status, duration, queue_wait, steps, step_seconds FROM jobs "
-                     "WHERE terminal = 1 AND unreadable IS NULL")
+    rows = index.finished_rows()
     durations, queue_waits, steps, step_seconds = {}, [], 0, 0.0
     for status, duration, wait, done, mean in rows:
         if duration is not None:
@@ -50,9 +48,7 @@ def finished_aggregates(index, cache):
             steps += done
             step_seconds += done * mean
     phase_seconds, phase_counts = {}, {}
-    for phase, count, total in index.sql(
-            "SELECT t.key, COUNT(*), SUM(t.value) FROM jobs, json_each(jobs.timings) AS t WHERE jobs.terminal = 1 "
-            "AND jobs.unreadable IS NULL AND t.type IN ('integer', 'real') GROUP BY t.key"):
+    for phase, count, total in index.phase_totals():
         phase_seconds[phase], phase_counts[phase] = float(total), count
     value = {"durations": durations, "queue_waits": queue_waits, "phase_seconds": phase_seconds,
              "phase_counts": phase_counts, "steps": steps, "step_seconds": step_seconds}
@@ -102,12 +98,10 @@ class JobMetricsCollector:
         index = self.store.index
         counts, unreadable = index.counts()
         by_status = {status.value: counts.get(status.value, 0) for status in JobStatus}
-        running = sum(1 for job in index.runners() if runner_alive(job))
+        running = sum(1 for job in index.runners() if self.store.runner_alive(job))
         finished = finished_aggregates(index, self._cache)
         durations = finished["durations"]
-        unfinished_waits = [row[0] for row in index.sql(
-            "SELECT queue_wait FROM jobs INDEXED BY jobs_unfinished WHERE terminal = 0 AND unreadable IS NULL "
-            "AND queue_wait IS NOT NULL")]
+        unfinished_waits = index.unfinished_queue_waits()
         waits = _merged(finished["queue_waits"], _buckets(unfinished_waits, QUEUE_WAIT_BUCKETS))
         queue_waits = {"all": waits} if waits[1] else {}
         phase_seconds, phase_counts = finished["phase_seconds"], finished["phase_counts"]
@@ -150,11 +144,33 @@ class JobMetricsCollector:
             count_value=steps,
             sum_value=step_seconds,
         )
+        yield from _host_families(self.store)
         yield GaugeMetricFamily(
             f"{PREFIX}_scrape_duration_seconds",
             "Seconds this scrape spent reading job files",
             value=time.monotonic() - scrape_started,
         )
+
+
+def _host_families(store):
+    """The many-host mode's worker hosts: up or lost, their slots and running jobs (nothing on one host)."""
+    if not store.distributed:
+        return
+    from . import hosts
+
+    listed = hosts.hosts(store)
+    up = GaugeMetricFamily(f"{PREFIX}_worker_host_up", "1 while a worker host announces itself, 0 once lost",
+                           labels=["host"])
+    slots = GaugeMetricFamily(f"{PREFIX}_worker_host_slots", "Runner slots (MAX_WORKERS) of a worker host",
+                              labels=["host"])
+    running = GaugeMetricFamily(f"{PREFIX}_worker_host_running", "Jobs running on a worker host", labels=["host"])
+    for host in listed:
+        up.add_metric([host["name"]], 1 if host["up"] else 0)
+        slots.add_metric([host["name"]], int(host.get("slots") or 0) if host["up"] else 0)
+        running.add_metric([host["name"]], len(host.get("running") or []) if host["up"] else 0)
+    yield up
+    yield slots
+    yield running
 
 
 def registry_for(store, max_workers):

@@ -32,8 +32,10 @@ class Submission:
 class Submitter:
     """Queues jobs on one store, for the models of one catalog and one set of limits."""
 
-    def __init__(self, store, models, wake, max_queue=0, min_free_disk_mb=0):
+    def __init__(self, store, models, wake, max_queue=0, min_free_disk_mb=0, dispatch=None):
         """`models` is a catalog.Catalog (or one ModelSource), `wake` what tells the supervisor a job waits (or None).
+
+        `dispatch(job)` sends a new job to the worker hosts (the many-host mode), or None.
 
         Each model brings its parameter table (ranges and defaults as configured);
         `max_queue` and `min_free_disk_mb` 0 mean no limit.
@@ -43,6 +45,7 @@ class Submitter:
         self.wake = wake
         self.max_queue = max_queue
         self.min_free_disk_mb = min_free_disk_mb
+        self.dispatch = dispatch
 
     def submit(self, request, owner=None, idempotency_key=None, image=None, remixed_from=None):
         """Queue a job for the validated `request` dict, for `owner` (an API key's name, or None).
@@ -112,4 +115,8 @@ class Submitter:
                 raise
         if self.wake is not None:
             self.wake()
+        if self.dispatch is not None:
+            # After the record is written: a crash in between leaves a queued job that the cluster's
+            # dispatch round (hunyuan_core/cluster.py) enqueues, never an RQ entry without its job.
+            self.dispatch(job)
         return Submission(job)

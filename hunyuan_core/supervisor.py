@@ -218,22 +218,9 @@ class Supervisor:
 
     def _start_runner(self, job_id):
         """Start the guard process of one queued job and record it; returns True on success."""
-        command = [
-            sys.executable,
-            "-m",
-            "runner",
-            job_id,
-            "--data-dir",
-            str(self.store.root),
-            "--work-command",
-            json.dumps(self.work_command),
-            "--timeout",
-            str(self.job_timeout),
-            "--stall-seconds",
-            str(self.stall_seconds),
-        ]
+        command = guard_command(job_id, self.store.root, self.work_command, self.job_timeout, self.stall_seconds)
         try:
-            log_file = _open_log(self.store.log_path(job_id))
+            log_file = open_log(self.store.log_path(job_id))
         except OSError as exc:
             # A directory or a link where the log goes is that one job's problem, not every tick's.
             return self._fail_start(job_id, f"could not open its log file logs/{job_id}.log ({exc.strerror or exc})")
@@ -286,7 +273,14 @@ class Supervisor:
         self._children = [child for child in self._children if child.poll() is None]
 
 
-def _open_log(path):
+def guard_command(job_id, data_dir, work_command, timeout, stall_seconds):
+    """The command line that starts one job's guard (runner/guard.py), here or on a worker host."""
+    return [sys.executable, "-m", "runner", job_id, "--data-dir", str(data_dir), "--work-command",
+            json.dumps(list(work_command or DEFAULT_WORK_COMMAND)), "--timeout", str(timeout),
+            "--stall-seconds", str(stall_seconds)]
+
+
+def open_log(path):
     """Open a job's log for appending, refusing a symbolic link put in its place (it is never written through)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     return os.fdopen(fd, "ab")

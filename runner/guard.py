@@ -24,7 +24,8 @@ import time
 
 from hunyuan_core import heartbeat, processes
 from hunyuan_core.job_record import JobStatus, mark_failed, utc_now
-from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
+from hunyuan_core.stores import open_runner_store
 
 
 def _say(message):
@@ -81,7 +82,7 @@ def run(job_id, data_dir, work_command, timeout, stall_seconds=heartbeat.DEFAULT
     `timeout` (JOB_TIMEOUT) bounds the whole run and `stall_seconds`
     (RUNNER_STALL_SECONDS) the time without progress; 0 turns either off.
     """
-    store = JobStore(data_dir)
+    store = open_runner_store(data_dir)
     if not _is_my_job(store, job_id):
         _say(f"job {job_id} is not assigned to this guard (pid {os.getpid()}); exiting")
         return 0

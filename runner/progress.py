@@ -130,6 +130,8 @@ class ProgressReporter:
         self._phase_started = now
 
         def change(job):
+            if JobStatus(job["status"]).is_terminal:
+                return False  # canceled from another host meanwhile (many-host mode): that word stands
             self._apply(job)
             job["status"] = JobStatus.COMPLETED.value
             job["progress"] = 1.0

@@ -19,8 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from hunyuan_core import cost_model, families, precision, run_plan  # noqa: E402  (after the environment is set)
 from hunyuan_core.heartbeat import Heartbeat  # noqa: E402
 from hunyuan_core.job_record import Phase, mark_failed, utc_now, video_filename  # noqa: E402
-from hunyuan_core.job_store import JobFileUnreadable, JobNotFound, JobStore  # noqa: E402
-from hunyuan_core.processes import runner_alive  # noqa: E402
+from hunyuan_core.job_store import JobFileUnreadable, JobNotFound  # noqa: E402
+from hunyuan_core.stores import open_runner_store  # noqa: E402
 from hunyuan_core.regular_file import open_regular  # noqa: E402
 from hunyuan_core.timing_stats import TimingStats  # noqa: E402
 from runner.beats import watch_imports  # noqa: E402
@@ -49,7 +49,7 @@ def render(store, job, beat):
     os.nice(int(runtime.get("nice", DEFAULT_NICE)))
     geo = cost_model.geometry(model_dir)
     stats = TimingStats(store.root, job["model"]["name"])
-    alive = sum(1 for other in store.active_jobs() if runner_alive(other)) or 1
+    alive = sum(1 for other in store.active_jobs() if store.runs_here(other)) or 1
     threads = run_plan.threads(runtime, alive)
     reporter = ProgressReporter(store, job, geo, stats.rates(threads), beat=beat)
     heartbeat = reporter.start_heartbeat()
@@ -109,6 +109,8 @@ def render(store, job, beat):
     video = _write_video(store, job["job_id"], frames, params, beat, frame_count)
     poster = _write_poster(store, job["job_id"], frames[0])
     heartbeat.set()
+    # Many-host mode: into the artifact store before the job says completed, so it is servable then.
+    store.publish(job["job_id"], ("video", "poster") if poster else ("video",))
     done = reporter.complete(video, poster)
     _record_sample(stats, done, geo, threads, skip=("starting",) if reporter.calibrated else ())
     return done
@@ -233,7 +235,7 @@ def main(argv=None):
     parser.add_argument("job_id")
     parser.add_argument("--data-dir", required=True)
     args = parser.parse_args(argv)
-    store = JobStore(args.data_dir)
+    store = open_runner_store(args.data_dir)
     heartbeat = Heartbeat(store.heartbeat_path(args.job_id))
     heartbeat.force()
     watch_imports(heartbeat.beat)

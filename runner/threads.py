@@ -10,7 +10,6 @@ jobs start and finish. RUNNER_THREADS pins a fixed number instead.
 import time
 
 from hunyuan_core.host import runner_threads
-from hunyuan_core.processes import runner_alive
 
 RECHECK_SECONDS = 5.0
 
@@ -28,7 +27,7 @@ class ThreadShare:
         """Cores divided by the runners alive now (this one included)."""
         if self.fixed:
             return self.fixed
-        return runner_threads(None, sum(1 for job in self.store.active_jobs() if runner_alive(job)))
+        return runner_threads(None, sum(1 for job in self.store.active_jobs() if self.store.runs_here(job)))
 
     def apply(self):
         """Set the thread count now; returns it."""

@@ -75,6 +75,9 @@ class JobStatusSchema(ma.Schema):
     poster_url = ma.fields.String(
         allow_none=True, metadata={"description": "The first frame as a JPEG, once completed (for <video poster>)"}
     )
+    worker_host = ma.fields.String(
+        metadata={"description": "Many-host mode (REDIS_URL) only: the worker host that runs or ran the job"}
+    )
 
 
 class JobListQuerySchema(ma.Schema):

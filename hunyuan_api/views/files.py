@@ -1,4 +1,7 @@
-"""Files: finished videos (with HTTP Range support, so browsers can seek) and their poster images."""
+"""Files: finished videos (with HTTP Range support, so browsers can seek) and their poster images.
+
+They come from the artifact store (hunyuan_core/artifacts.py): the data folder by default.
+"""
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -6,7 +9,7 @@ from flask_smorest import Blueprint
 from hunyuan_core import jobs
 
 from .. import auth
-from ..job_files import send_job_file
+from ..job_files import send_artifact
 from ..services import services
 
 blp = Blueprint("files", __name__, url_prefix="/api", description="Generated videos and their poster images")
@@ -26,9 +29,9 @@ class Video(MethodView):
         (never through a symbolic link); anything else (other folders, `..`, hidden
         or partial files) is a 404.
         """
-        store = services().store
-        job_id = jobs.find_served_file(store, filename, "mp4", "video", auth.access(), "Video not found")
-        return send_job_file(store.video_path(job_id), "video/mp4", "Video not found")
+        found = services()
+        job_id = jobs.find_served_file(found.store, filename, "mp4", "video", auth.access(), "Video not found")
+        return send_artifact(found.artifacts, job_id, "video", "video/mp4", "Video not found")
 
 
 @blp.route("/posters/<filename>")
@@ -45,6 +48,6 @@ class Poster(MethodView):
         (never through a symbolic link); anything else (other folders, `..`, hidden
         or partial files) is a 404.
         """
-        store = services().store
-        job_id = jobs.find_served_file(store, filename, "jpg", "poster", auth.access(), "Poster not found")
-        return send_job_file(store.poster_path(job_id), "image/jpeg", "Poster not found")
+        found = services()
+        job_id = jobs.find_served_file(found.store, filename, "jpg", "poster", auth.access(), "Poster not found")
+        return send_artifact(found.artifacts, job_id, "poster", "image/jpeg", "Poster not found")

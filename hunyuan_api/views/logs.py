@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from hunyuan_core import jobs
 
 from .. import auth
-from ..job_files import send_log
+from ..job_files import send_artifact_log
 from ..schemas.jobs import JobLogQuerySchema
 from ..services import services
 
@@ -26,6 +26,7 @@ class JobLog(MethodView):
 
         The log grows while the job runs; `tail` returns only its last lines.
         """
-        store = services().store
-        jobs.check_known(store, job_id, auth.access())  # another API key's job is "not found"
-        return send_log(store.log_path(job_id), query.get("tail"))
+        found = services()
+        jobs.check_known(found.store, job_id, auth.access())  # another API key's job is "not found"
+        # Not in the artifact store yet: the log a runner on this host is writing.
+        return send_artifact_log(found.artifacts, job_id, query.get("tail"), fallback=found.store.log_path(job_id))

@@ -6,10 +6,9 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hunyuan_core import __version__, families, model_source, params, run_plan
+from hunyuan_core import __version__, families, hosts, model_source, params, run_plan
 from hunyuan_core.config import runner_runtime
 from hunyuan_core.job_record import JobStatus
-from hunyuan_core.processes import runner_alive
 from hunyuan_core.timing_stats import TimingStats
 
 from .. import body_limits
@@ -100,7 +99,7 @@ class Health(MethodView):
             "active_jobs": counts[JobStatus.PROCESSING],
             "queued_jobs": counts[JobStatus.QUEUED],
             "total_jobs": sum(counts.values()) + unreadable,
-            "running_runners": sum(1 for job in svc.store.index.runners() if runner_alive(job)),
+            "running_runners": sum(1 for job in svc.store.index.runners() if svc.store.runner_alive(job)),
             "max_workers": current_app.config["MAX_WORKERS"],
             "unreadable_jobs": unreadable,
             "model": model,
@@ -156,7 +155,24 @@ class Info(MethodView):
             "calibration": _calibration_summary(model["name"]),
             "video": {"container": "mp4", "codec": "h264", "pix_fmt": "yuv420p", "faststart": True},
             "endpoints": ENDPOINTS,
+            **_cluster_info(services().store),
         }
+
+
+def _cluster_info(store):
+    """The many-host mode's worker hosts (REDIS_URL), as they announce themselves; nothing on one host."""
+    if not store.distributed:
+        return {}
+    listed = hosts.hosts(store)
+    up = [host for host in listed if host["up"]]
+    return {"cluster": {
+        "mode": "redis",
+        "worker_hosts": [{key: host.get(key) for key in ("name", "up", "slots", "models", "device", "running",
+                                                         "seen_at")} for host in listed],
+        "worker_hosts_up": len(up),
+        "slots": sum(int(host.get("slots") or 0) for host in up),
+        "artifacts": store.artifacts.describe(),
+    }}
 
 
 def _calibration_summary(model_name):
