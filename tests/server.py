@@ -24,8 +24,9 @@ def free_port():
 class GunicornServer:
     """gunicorn with the service's own config, on loopback, for one test."""
 
-    def __init__(self, data_dir, workers=2, log_path=None, **env):
+    def __init__(self, data_dir, workers=2, log_path=None, app="wsgi:app", **env):
         self.data_dir = Path(data_dir)
+        self.app = app  # the Procfile's, unless a bench serves its own app module
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -38,7 +39,7 @@ class GunicornServer:
         """Start gunicorn and wait until /health answers (the model is built before that)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:hunyuan_api.gunicorn_conf", "wsgi:app"]
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:hunyuan_api.gunicorn_conf", self.app]
         self.process = subprocess.Popen(gunicorn, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
