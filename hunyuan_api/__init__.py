@@ -71,14 +71,9 @@ def create_app(test_config=None):
                           max_queue=app.config["MAX_QUEUE"], min_free_disk_mb=app.config["MIN_FREE_DISK_MB"],
                           dispatch=(lambda job: cluster.dispatch_new(store, job)) if store.distributed else None)
     app.extensions["hunyuan_api"] = Services(store=store, model=model, builder=builder, supervisor=supervisor,
-<<<<<<< HEAD
                                              submitter=submitter, models=models, cluster=ticker,
                                              artifacts=store.artifacts if store.distributed
                                              else artifacts.open_artifacts(app.config))
-=======
-                                             submitter=submitter, models=models,
-                                             artifacts=open_artifacts(app.config))
->>>>>>> i13-artifacts
 
     from .views import control, events, files, jobs, logs, metrics, openai_videos, pages, service
 

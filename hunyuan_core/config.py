@@ -64,7 +64,7 @@ def from_environ(environ=None):
     default_shift = _float("DEFAULT_FLOW_SHIFT", env.get("DEFAULT_FLOW_SHIFT", "7"), 0.0)
     if default_shift > max_shift:
         raise ValueError(f"DEFAULT_FLOW_SHIFT ({default_shift}) is above MAX_FLOW_SHIFT ({max_shift})")
-    return {
+    settings = {
         "DATA_DIR": os.path.abspath(env.get("DATA_DIR", "data")),
         "MODEL_PATH": env.get("MODEL_PATH", "").strip(),
         # The models offered (hunyuan_core/models_setting.py, catalog.py); empty: MODEL_PATH, else the 13B demo model.
@@ -102,6 +102,11 @@ def from_environ(environ=None):
         **_cluster_settings(env),
         **_artifact_settings(env),
     }
+    if settings["ARTIFACTS_URL"] and not settings["REDIS_URL"]:
+        # One host keeps its files in DATA_DIR: its runners write there and nothing would publish them elsewhere.
+        raise ValueError("ARTIFACTS_URL needs REDIS_URL: the artifact store is for many hosts (docs/scale-out.md); "
+                         "one host keeps its videos in DATA_DIR")
+    return settings
 
 
 def _cluster_settings(env):

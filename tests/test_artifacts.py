@@ -223,7 +223,8 @@ def test_an_unreachable_store_is_a_clear_503(s3):
 ])
 def test_a_bad_artifacts_url_stops_the_server_naming_it(value):
     with pytest.raises(ValueError, match="ARTIFACTS_URL") as caught:
-        config.from_environ({"ARTIFACTS_URL": value})
+        config.from_environ({"REDIS_URL": "redis://127.0.0.1:6379/0", "ARTIFACTS_URL": value})
+    assert "needs REDIS_URL" not in str(caught.value)
     assert "secret" not in str(caught.value)
 
 
@@ -240,11 +241,14 @@ def test_bad_s3_settings_stop_the_server_naming_them(name, value):
 def test_good_artifact_settings_are_read():
     default = config.from_environ({})
     assert (default["ARTIFACTS_URL"], default["ARTIFACTS_PRESIGN_SECONDS"]) == ("", 0)
-    settings = config.from_environ({"ARTIFACTS_URL": " s3://my.bucket-1/a/b/ ", "ARTIFACTS_REGION": "auto",
+    redis = {"REDIS_URL": "redis://127.0.0.1:6379/0"}  # the artifact store is the many-host mode's
+    settings = config.from_environ({**redis, "ARTIFACTS_URL": " s3://my.bucket-1/a/b/ ", "ARTIFACTS_REGION": "auto",
                                     "ARTIFACTS_ENDPOINT_URL": "https://acct.r2.cloudflarestorage.com",
                                     "ARTIFACTS_PRESIGN_SECONDS": "900"})
     assert settings["ARTIFACTS_URL"] == "s3://my.bucket-1/a/b/" and settings["ARTIFACTS_PRESIGN_SECONDS"] == 900
-    shared = open_artifacts(config.from_environ({"ARTIFACTS_URL": "file:///srv/shared%20artifacts"}))
+    shared = open_artifacts(config.from_environ({**redis, "ARTIFACTS_URL": "file:///srv/shared%20artifacts"}))
+    with pytest.raises(ValueError, match="ARTIFACTS_URL needs REDIS_URL"):
+        config.from_environ({"ARTIFACTS_URL": "file:///srv/shared"})
     assert isinstance(shared, LocalArtifacts) and str(shared.root) == "/srv/shared artifacts"
 
 

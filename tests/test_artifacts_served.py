@@ -52,8 +52,9 @@ def s3_environ(s3, **more):
             "ARTIFACTS_REGION": REGION, **more}
 
 
-def s3_client(data_dir, s3, **more):
-    app = make_app(data_dir, ENVIRON=s3_environ(s3, **more))
+def s3_client(data_dir, s3, redis_server, **more):
+    # The artifact store belongs to the many-host mode: the records are in Redis (a real server) too.
+    app = make_app(data_dir, ENVIRON=s3_environ(s3, REDIS_URL=redis_server.url, **more))
     return app, app.test_client()
 
 
@@ -77,8 +78,8 @@ def frames_of(data):
         return len(list(container.decode(video=0)))
 
 
-def test_a_video_in_s3_is_streamed_whole_and_in_ranges(data_dir, s3, mp4):
-    app, client = s3_client(data_dir, s3)
+def test_a_video_in_s3_is_streamed_whole_and_in_ranges(data_dir, s3, redis_server, mp4):
+    app, client = s3_client(data_dir, s3, redis_server)
     artifacts = app.extensions["hunyuan_api"].artifacts
     assert isinstance(artifacts, S3Artifacts)
     job_id = completed_job(app, client)
@@ -123,8 +124,8 @@ def test_a_video_in_s3_is_streamed_whole_and_in_ranges(data_dir, s3, mp4):
     assert fresh.status_code == 206 and fresh.data == mp4[:10]
 
 
-def test_a_poster_in_s3_and_missing_objects(data_dir, s3, mp4):
-    app, client = s3_client(data_dir, s3)
+def test_a_poster_in_s3_and_missing_objects(data_dir, s3, redis_server, mp4):
+    app, client = s3_client(data_dir, s3, redis_server)
     store = app.extensions["hunyuan_api"].store
     artifacts = app.extensions["hunyuan_api"].artifacts
     job_id = completed_job(app, client, poster=True)
@@ -139,13 +140,13 @@ def test_a_poster_in_s3_and_missing_objects(data_dir, s3, mp4):
     assert missing.status_code == 404 and missing.get_json()["detail"] == "Video not found"
     # An object without a completed job naming it is not served either.
     stray = completed_job(app, client)
-    store.update(stray, lambda job: job.update(status="running"))
+    store.update(stray, lambda job: job.update(status="processing"))
     artifacts.put_bytes(stray, "video", mp4)
     assert client.get(f"/api/videos/{stray}.mp4").status_code == 404
 
 
-def test_with_presigning_videos_redirect_to_a_url_that_serves_them(data_dir, s3, mp4):
-    app, client = s3_client(data_dir, s3, ARTIFACTS_PRESIGN_SECONDS="120")
+def test_with_presigning_videos_redirect_to_a_url_that_serves_them(data_dir, s3, redis_server, mp4):
+    app, client = s3_client(data_dir, s3, redis_server, ARTIFACTS_PRESIGN_SECONDS="120")
     artifacts = app.extensions["hunyuan_api"].artifacts
     job_id = completed_job(app, client, poster=True)
     artifacts.put_bytes(job_id, "video", mp4)
@@ -162,8 +163,8 @@ def test_with_presigning_videos_redirect_to_a_url_that_serves_them(data_dir, s3,
     assert client.get(f"/api/posters/{job_id}.jpg").status_code == 404
 
 
-def test_logs_from_s3_whole_tail_and_the_local_fallback(data_dir, s3):
-    app, client = s3_client(data_dir, s3)
+def test_logs_from_s3_whole_tail_and_the_local_fallback(data_dir, s3, redis_server):
+    app, client = s3_client(data_dir, s3, redis_server)
     store = app.extensions["hunyuan_api"].store
     artifacts = app.extensions["hunyuan_api"].artifacts
     job_id = completed_job(app, client)
@@ -182,8 +183,8 @@ def test_logs_from_s3_whole_tail_and_the_local_fallback(data_dir, s3):
     assert tail.get_data(as_text=True) == "line 4999\nline 5000\ncut \ufffd"
 
 
-def test_an_unreachable_store_answers_503_with_retry_after(data_dir, mp4):
-    app = make_app(data_dir, ENVIRON={"ARTIFACTS_URL": f"s3://{BUCKET}", "ARTIFACTS_REGION": REGION,
+def test_an_unreachable_store_answers_503_with_retry_after(data_dir, mp4, redis_server):
+    app = make_app(data_dir, ENVIRON={"REDIS_URL": redis_server.url, "ARTIFACTS_URL": f"s3://{BUCKET}", "ARTIFACTS_REGION": REGION,
                                       "ARTIFACTS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
     client = app.test_client()
     job_id = completed_job(app, client)
@@ -192,9 +193,9 @@ def test_an_unreachable_store_answers_503_with_retry_after(data_dir, mp4):
     assert answer.get_json()["detail"].startswith(f"The artifact store (s3://{BUCKET} at http://127.0.0.1:")
 
 
-def test_a_shared_folder_is_served_like_the_data_folder(data_dir, tmp_path, mp4):
+def test_a_shared_folder_is_served_like_the_data_folder(data_dir, tmp_path, mp4, redis_server):
     shared = tmp_path / "shared"
-    app = make_app(data_dir, ENVIRON={"ARTIFACTS_URL": f"file://{shared}"})
+    app = make_app(data_dir, ENVIRON={"REDIS_URL": redis_server.url, "ARTIFACTS_URL": f"file://{shared}"})
     client = app.test_client()
     artifacts = app.extensions["hunyuan_api"].artifacts
     assert isinstance(artifacts, LocalArtifacts) and artifacts.root == shared
