@@ -42,6 +42,9 @@ KINDS = {
     "log": ("logs", "log", "text/plain; charset=utf-8"),
     "input": ("inputs", "png", "image/png"),
 }
+# extension -> kind (each kind has its own extension), and the folders artifacts live in.
+_BY_EXTENSION = {extension: kind for kind, (_, extension, _) in KINDS.items()}
+FOLDERS = sorted({folder for folder, _, _ in KINDS.values()})
 # Reads are handed out in pieces of this size: a video is never held in memory whole.
 CHUNK = 256 * 1024
 # Reading a log's tail backwards in blocks of this size.
@@ -144,6 +147,16 @@ def read_tail(artifacts, job_id, kind, lines):
         chunk = b"".join(part) + chunk
         position -= step
     return b"".join(chunk.splitlines(keepends=True)[-lines:])
+
+
+def classify(name):
+    """`(job_id, kind)` for an artifact's name within its folder (`<id>.mp4` under videos/), or None.
+
+    Anything else in the folders (partial files, an operator's notes) is nobody's artifact.
+    """
+    stem, _, extension = name.rpartition(".")
+    kind = _BY_EXTENSION.get(extension)
+    return (stem, kind) if kind and is_job_id(stem) else None
 
 
 def write_chunks_atomic(dest, chunks):
@@ -276,3 +289,17 @@ class LocalArtifacts:
         for kind in KINDS:
             remove(self.local_path(job_id, kind))
 
+    def listing(self):
+        """`(job_id, kind, bytes)` of every stored artifact (regular files named as artifacts), for hunyuan-ops."""
+        for folder in FOLDERS:
+            try:
+                entries = list(os.scandir(self.root / folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                found = classify(entry.name)
+                if found and KINDS[found[1]][0] == folder and entry.is_file(follow_symlinks=False):
+                    try:
+                        yield *found, entry.stat(follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        pass  # removed while we listed
