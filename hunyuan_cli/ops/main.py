@@ -18,6 +18,7 @@ from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
 from hunyuan_core.stores import open_store
 
 from . import cluster, export, inventory
+from .output import emit, human_age, human_bytes, unreadable_lines
 
 EXIT_OK = 0
 EXIT_FOUND = 1  # `stuck` found stuck jobs, `hosts` lost hosts; `jobs`, `stuck`, `prune`, `export` unreadable records
@@ -55,7 +56,8 @@ def build_parser():
                        help="only jobs with this status (repeatable; default all finished)")
     prune.add_argument("--unreadable", action="store_true",
                        help="also delete job files that cannot be read (with the job's video, poster and log), "
-                       "if the file itself was last changed longer ago than --older-than")
+                       "if the file itself was last changed longer ago than --older-than (Redis records: any age, "
+                       "a Redis write is never seen half done)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     commands.add_parser("du", help="disk use by folder, and free space (with REDIS_URL also the artifact store by kind)")
     exporting = commands.add_parser(
@@ -87,42 +89,6 @@ def _since(text):
         return export.parse_since(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def human_bytes(count):
-    """`812 B`, `3.4 MB`, `1.2 GB`."""
-    if count is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if count < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-
-
-def human_age(seconds):
-    """`45s`, `12m`, `5h`, `3d`."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
-def emit(args, value, text_lines):
-    """Print `value` as JSON with --json, else the text lines.
-
-    Text that came from job files or file names must already have gone through
-    `printable`; JSON escapes every non-ASCII character by itself (ensure_ascii).
-    """
-    if args.json:
-        print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True))
-    else:
-        for line in text_lines:
-            print(line)
-
-
-def unreadable_lines(unreadable):
-    """One line per job file that cannot be read, saying why."""
-    return [f"UNREADABLE {printable(bad['file'])}: {printable(bad['error'])}" for bad in unreadable]
 
 
 def cmd_jobs(store, args):
