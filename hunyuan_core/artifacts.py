@@ -13,7 +13,7 @@ Each job has at most one artifact of each kind, named as in the data folder:
     log     logs/<job_id>.log        input   inputs/<job_id>.png
 
 Both stores answer the same methods (put_file, put_bytes, info, size, read, download,
-presigned_url, delete, local_path, describe). A missing artifact is None, never an
+presigned_url, delete, local_path, describe, listing). A missing artifact is None, never an
 exception; a store that cannot be reached raises ArtifactStoreUnavailable (a 503 for
 the API). A job id is checked before it becomes part of a name or key, so nothing
 but `<id>.<ext>` under the store's own folders is ever touched.
@@ -42,6 +42,9 @@ KINDS = {
     "log": ("logs", "log", "text/plain; charset=utf-8"),
     "input": ("inputs", "png", "image/png"),
 }
+# extension -> kind (one extension per kind), and the folders artifacts live in.
+_BY_EXTENSION = {extension: kind for kind, (_, extension, _) in KINDS.items()}
+FOLDERS = sorted({folder for folder, _, _ in KINDS.values()})
 # Reads are handed out in pieces of this size: a video is never held in memory whole.
 CHUNK = 256 * 1024
 # Reading a log's tail backwards in blocks of this size.
@@ -144,6 +147,13 @@ def read_tail(artifacts, job_id, kind, lines):
         chunk = b"".join(part) + chunk
         position -= step
     return b"".join(chunk.splitlines(keepends=True)[-lines:])
+
+
+def classify(name):
+    """`(job_id, kind)` for an artifact's name in its folder (`<id>.mp4`), or None (partial files, other files)."""
+    stem, _, extension = name.rpartition(".")
+    kind = _BY_EXTENSION.get(extension)
+    return (stem, kind) if kind and is_job_id(stem) else None
 
 
 def write_chunks_atomic(dest, chunks):
@@ -276,3 +286,17 @@ class LocalArtifacts:
         for kind in KINDS:
             remove(self.local_path(job_id, kind))
 
+    def listing(self):
+        """`(job_id, kind, bytes)` of every stored artifact (regular files named as artifacts), for hunyuan-ops."""
+        for folder in FOLDERS:
+            try:
+                entries = list(os.scandir(self.root / folder))
+            except (FileNotFoundError, NotADirectoryError):
+                entries = []
+            for entry in entries:
+                found = classify(entry.name)
+                if found and KINDS[found[1]][0] == folder and entry.is_file(follow_symlinks=False):
+                    try:
+                        yield *found, entry.stat(follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        pass  # removed while we listed

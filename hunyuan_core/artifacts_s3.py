@@ -14,7 +14,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .artifacts import CHUNK, KINDS, ArtifactInfo, ArtifactStoreUnavailable, artifact_name, write_chunks_atomic
+from .artifacts import (CHUNK, FOLDERS, KINDS, ArtifactInfo, ArtifactStoreUnavailable, artifact_name, classify,
+                        write_chunks_atomic)
 from .regular_file import open_regular
 
 # What S3 and its look-alikes answer for "no such object".
@@ -176,6 +177,19 @@ class S3Artifacts:
         for kind in KINDS:
             self._call("delete_object", Key=self.key(job_id, kind))
 
+    def listing(self):
+        """`(job_id, kind, bytes)` of every stored artifact under the prefix (ListObjectsV2, a page at a time)."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        pages = self._client.get_paginator("list_objects_v2")
+        try:
+            for folder in FOLDERS:
+                for page in pages.paginate(Bucket=self.bucket, Prefix=f"{base}{folder}/"):
+                    for item in page.get("Contents", ()):
+                        found = classify(item["Key"][len(base) + len(folder) + 1:])
+                        if found and KINDS[found[1]][0] == folder:
+                            yield *found, item["Size"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable(exc) from None
 
 class _Body:
     """An object's body as an iterator of CHUNK-sized pieces, closed by close() even if never iterated.

@@ -1,4 +1,8 @@
-"""What is in a data folder: jobs with their ages and files, stuck jobs, prunable jobs, disk use."""
+"""What is in a job store: jobs with their ages and files, stuck jobs, prunable jobs, disk use.
+
+The same questions in both modes: job files in a data folder, or records in Redis with
+their videos, posters, logs and images in the artifact store (`store.distributed`).
+"""
 
 import os
 import re
@@ -7,7 +11,6 @@ from datetime import datetime, timezone
 
 from hunyuan_core.job_record import JobStatus, parse_time
 from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
-from hunyuan_core.processes import runner_alive
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -48,9 +51,24 @@ def describe_unreadable(unreadable):
     return [{"job_id": e.job_id, "file": e.path, "error": e.reason} for e in unreadable]
 
 
+def artifact_sizes(store):
+    """`size(job_id, kind)`: bytes of a job's stored video, poster, log or image, or None if absent.
+
+    Job files: the files beside them, as they always were read. Redis: the artifact
+    store, listed once (one ListObjectsV2 per thousand objects on S3, not a request per job).
+    """
+    if not store.distributed:
+        paths = {"video": store.video_path, "poster": store.poster_path, "log": store.log_path,
+                 "input": store.input_path}
+        return lambda job_id, kind: file_size(paths[kind](job_id))
+    sizes = {(job_id, kind): size for job_id, kind, size in store.artifacts.listing()}
+    return lambda job_id, kind: sizes.get((job_id, kind))
+
+
 def job_rows(store, now=None):
     """`(rows, unreadable)`: one summary dict per job, oldest first, and the files that cannot be read."""
     jobs, unreadable = store.list()
+    size = artifact_sizes(store) if jobs else None
     rows = []
     for job in jobs:
         rows.append({
@@ -61,8 +79,8 @@ def job_rows(store, now=None):
             "created_at": job["created_at"],
             "finished_at": job.get("finished_at"),
             "age_seconds": round(age_seconds(job, now), 1),
-            "video_bytes": file_size(store.video_path(job["job_id"])),
-            "poster_bytes": file_size(store.poster_path(job["job_id"])),
+            "video_bytes": size(job["job_id"], "video"),
+            "poster_bytes": size(job["job_id"], "poster"),
             "prompt": (job.get("params") or {}).get("prompt") or (job.get("request") or {}).get("prompt"),
         })
     return rows, describe_unreadable(unreadable)
@@ -72,23 +90,39 @@ def stuck_jobs(store, queued_older_than, now=None):
     """`(stuck, unreadable)`: jobs that will not move on by themselves, each as `{job_id, status, reason}`,
     and the job files that cannot be read.
 
-    Processing jobs none of whose runner processes is alive (checked by pid and
-    start time, as the supervisor does; a running server fails these within a
-    second), and queued jobs waiting longer than `queued_older_than` seconds.
+    Processing jobs whose runner is gone (job files: none of its processes is alive,
+    checked by pid and start time as the supervisor does; Redis: its end is recorded,
+    or its worker host no longer announces itself), and queued jobs waiting longer
+    than `queued_older_than` seconds. A running service fails the former by itself
+    (within a second, or HOST_LOST_SECONDS for a lost host).
     """
     now = now or datetime.now(timezone.utc)
     jobs, unreadable = store.list()
     found = []
     for job in jobs:
-        runner = job.get("runner") or {}
-        if job["status"] == JobStatus.PROCESSING.value and not runner_alive(job):
-            pids = ", ".join(f"{name} pid {runner[name]['pid']}" for name in ("guard", "worker") if runner.get(name))
-            found.append({"job_id": job["job_id"], "status": job["status"],
-                          "reason": f"processing, but its runner ({pids or 'never recorded'}) is gone"})
+        if job["status"] == JobStatus.PROCESSING.value and not store.runner_alive(job):
+            found.append({"job_id": job["job_id"], "status": job["status"], "reason": gone_reason(store, job)})
         elif job["status"] == JobStatus.QUEUED.value and age_seconds(job, now) > queued_older_than:
             found.append({"job_id": job["job_id"], "status": job["status"],
                           "reason": f"queued for {round(age_seconds(job, now))} s"})
     return found, describe_unreadable(unreadable)
+
+
+def gone_reason(store, job):
+    """Why a processing job's runner counts as gone, in a sentence naming its processes or its host."""
+    runner = job.get("runner") if isinstance(job.get("runner"), dict) else {}
+    host = runner.get("host")
+    if store.distributed and runner.get("ended_at"):
+        return f"processing, but its runner on host {host} ended at {runner['ended_at']}"
+    if store.distributed and host is not None:
+        from hunyuan_core.hosts import last_seen  # Redis only
+
+        seen = (last_seen(store, host) or {}).get("seen_at")
+        return (f"processing on host {host}, which no longer announces itself "
+                f"({'last seen ' + seen if seen else 'never seen'})")
+    pids = ", ".join(f"{name} pid {runner[name]['pid']}" for name in ("guard", "worker")
+                     if isinstance(runner.get(name), dict) and "pid" in runner[name])
+    return f"processing, but its runner ({pids or 'never recorded'}) is gone"
 
 
 def prune_candidates(store, older_than, statuses, now=None):
@@ -115,15 +149,31 @@ def modified_seconds_ago(path, now=None):
         return None
 
 
+def unreadable_to_prune(store, unreadable, older_than):
+    """The unreadable records `prune --unreadable` may delete.
+
+    Job files: those last changed longer ago than `older_than` (a file an editor or a
+    copy is writing right now is left alone). Redis: all of them, since a Redis write
+    is atomic, an unreadable record is never one half-written, and it has no mtime.
+    """
+    if store.distributed:
+        return list(unreadable)
+    ages = {bad["job_id"]: modified_seconds_ago(store.job_path(bad["job_id"])) for bad in unreadable}
+    return [bad for bad in unreadable if ages[bad["job_id"]] is not None and ages[bad["job_id"]] > older_than]
+
+
 def job_bytes(store, job_id):
-    """Bytes held by a job's files (record, video, poster, log, input image)."""
+    """Bytes held by a job's files (record, video, poster, log, input image), or its record and artifacts."""
+    if store.distributed:
+        record = store.call(lambda r: r.strlen(store.job_key(job_id)))
+        return record + sum(store.artifacts.size(job_id, kind) or 0 for kind in ("video", "poster", "log", "input"))
     paths = (store.job_path(job_id), store.video_path(job_id), store.poster_path(job_id), store.log_path(job_id),
              store.input_path(job_id))
     return sum(file_size(path) or 0 for path in paths)
 
 
 def prune(store, jobs):
-    """Delete `jobs` through JobStore, re-checking each under the store's lock; returns the ids removed.
+    """Delete `jobs` through the store, re-checking each under the store's lock; returns the ids removed.
 
     A job is removed only if it is still finished when the lock is held, so a
     file the service rewrote meanwhile is never lost by mistake, and only once no
@@ -138,9 +188,9 @@ def prune(store, jobs):
                 continue  # gone already, or broken: `jobs` reports it, an operator decides
             if current["status"] != job["status"] or not is_finished(current["status"]):
                 continue
-            if runner_alive(current):
+            if store.runner_alive(current):
                 continue  # its runner is still exiting, and its record is what holds its slot
-            store.delete(job["job_id"])  # the lock is re-entrant: same lock, same process
+            store.delete(job["job_id"])  # JobStore's lock is re-entrant; RedisJobStore.delete takes none
         removed.append(job["job_id"])
     return removed
 
