@@ -58,8 +58,10 @@ def on_starting(server):
         server.log.info("model %s: %s", served.name, served.source.path)
     # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.
     if settings["REDIS_URL"]:
+        # Nor is it calibrated: its cores render nothing (each worker host measures itself at its first job).
         server.log.info("jobs in Redis (REDIS_URL): this web host keeps no job state and runs no runners; "
                         "worker hosts (hunyuan-worker) render")
+        return
     else:
         started = time.monotonic()
         index = JobStore(settings["DATA_DIR"]).index

@@ -267,6 +267,15 @@ class JobStore:
         write_bytes_atomic(self.input_path(job_id), image.png)
         return image.record(input_filename(job_id))
 
+    def read_input(self, job_id):
+        """The stored input image of `job_id` (PNG bytes), or None when it is gone (never through a link)."""
+        try:
+            handle, _info = open_regular(self.input_path(job_id))
+        except OSError:
+            return None
+        with handle:
+            return handle.read()
+
     def discard_input(self, job_id):
         """Remove the input image of a job that was never created (its submission failed)."""
         remove(self.input_path(job_id))

@@ -316,6 +316,16 @@ class RedisJobStore:
         self.artifacts.put_bytes(job_id, "input", image.png)
         return image.record(input_filename(job_id))
 
+    def read_input(self, job_id):
+        """The input image of `job_id` from the artifact store (PNG bytes), or None when it is gone."""
+        chunks = self.artifacts.read(job_id, "input")
+        if chunks is None:
+            return None
+        try:
+            return b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+
     def discard_input(self, job_id):
         """Remove the input image of a job that was never created."""
         self.artifacts.delete(job_id)

@@ -19,7 +19,6 @@ is plain.
 
 import re
 
-from . import regular_file
 from .errors import BadRequest, InvalidInput
 from .images import decode_image
 from .job_record import JobStatus, parse_time
@@ -195,9 +194,7 @@ def remix_image(store, job):
     """The input image of `job` (decoded again) for its remix, or None for a text-to-video job."""
     if not job.get("image"):
         return None
-    try:
-        handle, _info = regular_file.open_regular(store.input_path(job["job_id"]))
-    except OSError:
-        raise BadRequest(f"Video {job['job_id']} cannot be remixed: its input image is gone") from None
-    with handle:
-        return decode_image(handle.read())
+    data = store.read_input(job["job_id"])
+    if data is None:
+        raise BadRequest(f"Video {job['job_id']} cannot be remixed: its input image is gone")
+    return decode_image(data)

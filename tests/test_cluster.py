@@ -45,6 +45,8 @@ def cluster(tmp_path, redis_server):
                     work_command=fixture_runner("sleeps_then_completes"), web_env=FAST, worker_env=FAST)
     with hosts:
         yield hosts
+        for worker in hosts.workers:
+            worker.kill_tree()  # a graceful stop would let the minute-long fixture jobs finish first
 
 
 def test_jobs_spread_over_the_worker_hosts_never_above_their_slots(cluster):
