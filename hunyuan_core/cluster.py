@@ -6,9 +6,9 @@ work is done once, by whichever host gets there first, and goes on while any hos
 
 - lost hosts: a job whose runner's host no longer announces itself (hunyuan_core/hosts.py)
   is failed with a sentence naming that host, or requeued if RETRY_LOST_JOBS allows;
-- dispatch: a queued job whose RQ entry is missing (a crash between writing the record
-  and enqueueing it, or a Redis restart that lost the entry) is enqueued again, so no
-  job waits forever;
+- dispatch: a queued job whose RQ entry no longer waits in its queue (a crash between
+  writing the record and enqueueing it; a worker that took the entry and lost Redis or
+  died before claiming the job) is enqueued again, so no job waits forever;
 - housekeeping: retention and webhooks (hunyuan_core/housekeeping.py), exactly as the
   single-host supervisor runs them.
 """
@@ -139,7 +139,7 @@ class ClusterTick:
             if since is None or now - since.timestamp() < DISPATCH_GRACE_SECONDS:
                 continue
             entry = (job.get("dispatch") or {}).get("rq_job")
-            if entry and dispatch.is_enqueued(self.store, entry):
+            if entry and dispatch.is_waiting(self.store, job, entry):
                 continue
             redispatch(self.store, job["job_id"])
             sent.append(job["job_id"])

@@ -29,20 +29,27 @@ def rq_job_id(job_id, attempt):
     return f"hunyuan-{job_id}-{attempt}"
 
 
+def _queue(store, job):
+    model = job["model"]
+    return Queue(queue_name(model.get("served_as") or model["name"]), connection=store.redis)
+
+
 def enqueue(store, job):
     """Put `job` (a queued record) on its model's RQ queue; returns the RQ job id it was given."""
     attempt = int((job.get("dispatch") or {}).get("attempt", 0))
     rq_id = rq_job_id(job["job_id"], attempt)
-    model = job["model"]
-    queue = Queue(queue_name(model.get("served_as") or model["name"]), connection=store.redis)
+    queue = _queue(store, job)
     store.call(lambda _r: queue.enqueue_call(JOB_FUNCTION, args=(job["job_id"],), job_id=rq_id, timeout=-1,
                                              result_ttl=0, failure_ttl=FAILURE_TTL_SECONDS,
                                              description=f"hunyuan job {job['job_id']}"))
     return rq_id
 
 
-def is_enqueued(store, rq_id):
-    """True while RQ still holds the entry `rq_id` (queued, or taken by a worker)."""
-    from rq.job import Job
+def is_waiting(store, job, rq_id):
+    """True while the entry `rq_id` of queued `job` still waits in its model's RQ queue.
 
-    return bool(store.call(lambda r: Job.exists(rq_id, connection=r)))
+    An entry a worker took but never claimed the job for (its host died in between, or
+    lost Redis at that moment) is gone from the queue while the record still says queued.
+    """
+    queue = _queue(store, job)
+    return store.call(lambda r: r.lpos(queue.key, rq_id)) is not None
