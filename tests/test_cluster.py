@@ -9,8 +9,11 @@ import psutil
 import pytest
 import requests
 
-from .cluster import Cluster
-from .conftest import fixture_runner, wait_for
+from .cluster import Cluster, WebHost, WorkerHost
+from .conftest import SMALL_REQUEST, fixture_runner, wait_for
+from .mp4_check import assert_playable_mp4
+from .s3_server import REGION, running_s3_server
+from .sse import events_only, read_stream
 
 # Hosts announce themselves every second and count as lost after 6 s, so a power cut is noticed
 # within seconds here (the defaults, 5 s and 30 s, suit real networks; docs/scale-out.md).
@@ -52,6 +55,10 @@ def cluster(tmp_path, redis_server):
 def test_jobs_spread_over_the_worker_hosts_never_above_their_slots(cluster):
     web_a, web_b = cluster.web
     job_ids = [submit((web_a, web_b)[i % 2], "sleep 1") for i in range(12)]
+    # Live progress from a web host that neither took the job nor runs it.
+    stream = requests.get(f"{web_b.base_url}/api/jobs/{job_ids[0]}/events", stream=True, timeout=60)
+    events = [message["event"] for message in events_only(read_stream(stream.iter_content(None)))]
+    assert events[-1] == "completed" and "progress" in events, events
     most = {}
 
     def sample():
@@ -167,3 +174,35 @@ def test_500_concurrent_submissions_over_two_web_hosts(tmp_path, redis_server):
         assert len({job_id for _, job_id in answers}) == 500
         listed = requests.get(hosts.web[1].base_url + "/api/jobs?limit=1", timeout=30).json()
         assert listed["total"] == 500
+
+
+@pytest.mark.demo_model
+def test_a_real_demo_model_job_renders_on_a_worker_host_into_s3_and_is_served_by_a_web_host(
+        tmp_path, redis_server, tiny_model, host_calibration):
+    (tmp_path / "s3").mkdir()
+    with running_s3_server(tmp_path / "s3") as s3:
+        s3.create_bucket("videos")
+        artifacts = {"ARTIFACTS_ENDPOINT_URL": s3.endpoint, "ARTIFACTS_REGION": REGION}
+        web = WebHost(tmp_path / "web", redis_server.url, "s3://videos/cluster", model=tiny_model, **artifacts)
+        worker = WorkerHost(tmp_path / "worker", redis_server.url, "s3://videos/cluster", "gpu-less-0",
+                            max_workers=1, model=tiny_model, stats=host_calibration, **artifacts)
+        with web, worker:
+            answer = requests.post(web.base_url + "/api/generate", json=SMALL_REQUEST, timeout=30)
+            assert answer.status_code == 200, answer.text
+            job_id = answer.json()["job_id"]
+            done = wait_all(web, [job_id], 300)[0]
+            assert done["status"] == "completed", worker.log_text()
+            assert done["worker_host"] == "gpu-less-0"
+            video = requests.get(web.base_url + done["video_url"], timeout=60)
+            assert video.status_code == 200 and video.headers["Content-Type"] == "video/mp4"
+            path = tmp_path / "served.mp4"
+            path.write_bytes(video.content)
+            assert_playable_mp4(path, SMALL_REQUEST["video_length"], SMALL_REQUEST["width"],
+                                SMALL_REQUEST["height"], SMALL_REQUEST["fps"])
+            part = requests.get(web.base_url + done["video_url"], headers={"Range": "bytes=0-99"}, timeout=30)
+            assert part.status_code == 206 and part.content == video.content[:100]
+            assert requests.get(web.base_url + done["poster_url"], timeout=30).status_code == 200
+            log = requests.get(f"{web.base_url}/api/jobs/{job_id}/log", timeout=30).text
+            assert "job completed" in log
+            # Nothing of the job is left on the worker host: it is all in the artifact store.
+            assert not list((worker.data_dir / "videos").glob(f"{job_id}*"))

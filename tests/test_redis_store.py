@@ -168,3 +168,37 @@ def test_store_unavailable_names_redis(data_dir, redis_server):
     with pytest.raises(StoreUnavailable) as caught:
         store.get(new_job_id())
     assert caught.value.status_code == 503 and caught.value.headers == {"Retry-After": "5"}
+
+
+def test_webhooks_are_sent_once_and_signed_and_retention_removes_artifacts_whichever_host_ticks(
+        data_dir, redis_server, tmp_path):
+    from .conftest import wait_for
+    from .webhook_receiver import WebhookReceiver
+
+    settings = {"WEBHOOK_SECRET": "s3cret", "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "VIDEO_TTL": "1"}
+    first = redis_app(data_dir, redis_server, tmp_path, **settings)
+    (tmp_path / "other").mkdir()
+    second = redis_app(tmp_path / "other", redis_server, tmp_path, **settings)  # another web host, same Redis
+    ticks = [app.extensions["hunyuan_api"].cluster for app in (first, second)]
+    store = first.extensions["hunyuan_api"].store
+    with WebhookReceiver("s3cret") as receiver:
+        job_id = first.test_client().post("/api/generate", json=dict(REQUEST, webhook_url=receiver.url)).get_json()[
+            "job_id"]
+
+        def finish(job):
+            job.update(status="completed", phase="done", finished_at=utc_now(), video={"file": f"{job_id}.mp4"})
+
+        store.update(job_id, finish)
+        store.artifacts.put_bytes(job_id, "video", b"mp4 bytes")
+        # Both hosts tick, over and over: the record's claim lets one delivery through.
+        wait_for(lambda: [tick.run() for tick in ticks] and receiver.delivered(), 20, message="the webhook")
+        for _ in range(5):
+            for tick in ticks:
+                tick.run()
+        assert len(receiver.requests) == 1
+        headers, body, _ = receiver.requests[0]
+        assert receiver.signature_ok(headers, body) and json.loads(body)["job_id"] == job_id
+        # VIDEO_TTL: stamped, then removed with its video in the artifact store, by whichever host ticks.
+        wait_for(lambda: [tick.run() for tick in ticks] and
+                 second.test_client().get(f"/api/status/{job_id}").status_code == 404, 20, message="expiry")
+        assert store.artifacts.size(job_id, "video") is None
