@@ -106,6 +106,10 @@ def from_environ(environ=None):
         # One host keeps its files in DATA_DIR: its runners write there and nothing would publish them elsewhere.
         raise ValueError("ARTIFACTS_URL needs REDIS_URL: the artifact store is for many hosts (docs/scale-out.md); "
                          "one host keeps its videos in DATA_DIR")
+    if settings["REDIS_URL"] and not settings["ARTIFACTS_URL"]:
+        # Each host's own DATA_DIR would hold the videos it rendered, where no other host could serve them.
+        raise ValueError("REDIS_URL needs ARTIFACTS_URL: where every host finds videos, posters, logs and input "
+                         "images (file:///shared/folder or s3://bucket/prefix; docs/scale-out.md)")
     return settings
 
 

@@ -249,6 +249,8 @@ def test_good_artifact_settings_are_read():
     shared = open_artifacts(config.from_environ({**redis, "ARTIFACTS_URL": "file:///srv/shared%20artifacts"}))
     with pytest.raises(ValueError, match="ARTIFACTS_URL needs REDIS_URL"):
         config.from_environ({"ARTIFACTS_URL": "file:///srv/shared"})
+    with pytest.raises(ValueError, match="REDIS_URL needs ARTIFACTS_URL"):
+        config.from_environ(redis)
     assert isinstance(shared, LocalArtifacts) and str(shared.root) == "/srv/shared artifacts"
 
 

@@ -228,7 +228,8 @@ def test_hosts_lists_up_and_lost_hosts_and_forgets_only_lost_ones(cluster):
 
 def test_an_unreachable_redis_is_a_clear_error(tmp_path):
     (tmp_path / "data").mkdir()
-    env = {"REDIS_URL": f"redis://user:s3cret@127.0.0.1:{free_port()}/0"}
+    env = {"REDIS_URL": f"redis://user:s3cret@127.0.0.1:{free_port()}/0",
+           "ARTIFACTS_URL": (tmp_path / "artifacts").as_uri()}
     result = ops(env, tmp_path / "data", "jobs")
     assert result.returncode == 4 and "unreachable" in result.stderr and "Traceback" not in result.stderr
     assert "s3cret" not in result.stderr

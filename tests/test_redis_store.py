@@ -202,3 +202,29 @@ def test_webhooks_are_sent_once_and_signed_and_retention_removes_artifacts_which
         wait_for(lambda: [tick.run() for tick in ticks] and
                  second.test_client().get(f"/api/status/{job_id}").status_code == 404, 20, message="expiry")
         assert store.artifacts.size(job_id, "video") is None
+
+
+@pytest.mark.parametrize("environ, named", [
+    ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "ARTIFACTS_URL"),  # many hosts need a shared artifact store
+    ({"HOST_HEARTBEAT_SECONDS": "10", "HOST_LOST_SECONDS": "15"}, "HOST_LOST_SECONDS"),
+    ({"RETRY_LOST_JOBS": "4"}, "RETRY_LOST_JOBS"),
+    ({"RETRY_LOST_JOBS": "-1"}, "RETRY_LOST_JOBS"),
+    ({"WORKER_NAME": "a b"}, "WORKER_NAME"),
+])
+def test_bad_many_host_settings_stop_the_service_naming_them(environ, named):
+    from hunyuan_core import config
+
+    with pytest.raises(ValueError, match=named):
+        config.from_environ(environ)
+
+
+def test_a_worker_host_without_redis_says_why_and_exits(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "runner.worker_host"], cwd=ROOT, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 2 and "REDIS_URL is not set" in result.stderr
