@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .atomic_file import write_bytes_atomic
+from .atomic_file import write_bytes_atomic, write_chunks_atomic
 from .errors import Unavailable
 from .job_record import is_job_id
 from .regular_file import open_regular, remove
@@ -156,21 +156,18 @@ def classify(name):
     return (stem, kind) if kind and is_job_id(stem) else None
 
 
-def write_chunks_atomic(dest, chunks):
-    """Write the byte `chunks` to the file `dest` atomically (a temporary file beside it, fsynced, renamed)."""
-    dest = Path(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+def download(store, job_id, kind, dest):
+    """Copy an artifact of `store` to the local file `dest`, streamed and atomically; False if it is absent."""
+    chunks = store.read(job_id, kind)
+    if chunks is None:
+        return False
     try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates it private; operators' scripts must read it
-        os.replace(tmp, dest)
-    except BaseException:
-        remove(tmp)
-        raise
+        write_chunks_atomic(dest, chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+    return True
 
 
 def _chunks(handle, start, end):
@@ -268,14 +265,7 @@ class LocalArtifacts:
 
     def download(self, job_id, kind, dest):
         """Copy the artifact to the local file `dest` (atomically); False if it is absent."""
-        chunks = self.read(job_id, kind)
-        if chunks is None:
-            return False
-        try:
-            write_chunks_atomic(dest, chunks)
-        finally:
-            chunks.close()
-        return True
+        return download(self, job_id, kind, dest)
 
     def presigned_url(self, job_id, kind, seconds):
         """None: a folder has no URLs of its own; the API serves its files itself."""

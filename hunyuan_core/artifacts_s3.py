@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .artifacts import (CHUNK, FOLDERS, KINDS, ArtifactInfo, ArtifactStoreUnavailable, artifact_name, classify,
-                        write_chunks_atomic)
+                        download)
 from .regular_file import open_regular
 
 # What S3 and its look-alikes answer for "no such object".
@@ -152,16 +152,7 @@ class S3Artifacts:
 
     def download(self, job_id, kind, dest):
         """Copy the object to the local file `dest` (atomically, streamed); False if it is absent."""
-        chunks = self.read(job_id, kind)
-        if chunks is None:
-            return False
-        try:
-            write_chunks_atomic(dest, chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close:
-                close()
-        return True
+        return download(self, job_id, kind, dest)
 
     def presigned_url(self, job_id, kind, seconds):
         """A GET URL for the object valid `seconds` (signed locally: no request is made)."""

@@ -19,11 +19,17 @@ def write_json_atomic(path, data):
 
 def write_bytes_atomic(path, data):
     """Write the bytes `data` to `path` atomically, as write_json_atomic does (readable by all, fsynced)."""
+    write_chunks_atomic(path, (data,))
+
+
+def write_chunks_atomic(path, chunks):
+    """Write the byte `chunks` to `path` atomically: a temporary file beside it, fsynced, renamed over it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates it private; operators' scripts must read it

@@ -59,7 +59,7 @@ def seconds_between(start, end):
     return max((last - first).total_seconds(), 0.0)
 
 
-def _epoch(when):
+def epoch(when):
     """A datetime (or ISO text) as seconds since the epoch, for ordering in SQL; None passes through."""
     if isinstance(when, str):
         try:
@@ -82,8 +82,8 @@ def job_row(job, identity):
     processes = None if not runner else json.dumps({"guard": runner.get("guard"), "worker": runner.get("worker")})
     mean = job.get("step_seconds")
     return (job["job_id"], job["status"], int(terminal), job["created_at"], job.get("phase"), job.get("owner"),
-            processes, (runner or {}).get("ended_at"), int(runner_dead), _epoch(due_at(job)),
-            _epoch(job.get("expires_at")), job.get("started_at"), job.get("finished_at"),
+            processes, (runner or {}).get("ended_at"), int(runner_dead), epoch(due_at(job)),
+            epoch(job.get("expires_at")), job.get("started_at"), job.get("finished_at"),
             seconds_between(job.get("started_at"), job.get("finished_at")),
             seconds_between(job.get("created_at"), job.get("started_at")),
             json.dumps(job.get("timings") or {}), job.get("step") or 0,

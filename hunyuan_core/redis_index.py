@@ -17,20 +17,10 @@ entries change together.
 
 import json
 
-from .job_index_rows import seconds_between
-from .job_record import JobStatus, parse_time
+from .job_index_rows import epoch, seconds_between
+from .job_record import JobStatus
 
 STATUSES = tuple(status.value for status in JobStatus)
-
-
-def epoch(when):
-    """An ISO timestamp (or datetime) as epoch seconds; None when absent or malformed."""
-    if isinstance(when, str):
-        try:
-            when = parse_time(when)
-        except ValueError:
-            return None
-    return None if when is None else when.timestamp()
 
 
 def _metrics_row(job):
