@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from hunyuan_core import hosts
 from hunyuan_core.catalog import Catalog
 from hunyuan_core.job_store import JobStore
 from hunyuan_core.job_views import JobViewer
@@ -38,4 +39,7 @@ def services():
 def viewer():
     """A JobViewer for this app's store and settings (estimates are relative to now)."""
     config = current_app.config
-    return JobViewer(services().store, config["MAX_WORKERS"], config["RUNNER_THREADS"])
+    store = services().store
+    # Queue positions and waits are planned on the slots that run the jobs: the cluster's, on many hosts.
+    slots = hosts.capacity(store, config["MAX_WORKERS"]) if store.distributed else config["MAX_WORKERS"]
+    return JobViewer(store, slots, config["RUNNER_THREADS"])

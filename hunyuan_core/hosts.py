@@ -69,6 +69,11 @@ def hosts(store):
     return listed
 
 
+def capacity(store, fallback):
+    """The cluster's runner slots: the sum of the up hosts' MAX_WORKERS (`fallback` while none is up)."""
+    return sum(int(host.get("slots") or 0) for host in hosts(store) if host["up"]) or fallback
+
+
 def forget_lost(store, name):
     """Drop a lost host from the list (hunyuan-ops, once an operator knows it is gone for good)."""
     store.call(lambda r: r.hdel(store.key("hosts"), name))

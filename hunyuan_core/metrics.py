@@ -113,7 +113,13 @@ class JobMetricsCollector:
         yield jobs_family
         yield GaugeMetricFamily(f"{PREFIX}_queue_length", "Jobs waiting for a runner", value=by_status["queued"])
         yield GaugeMetricFamily(f"{PREFIX}_running_runners", "Jobs whose runner processes are alive", value=running)
-        yield GaugeMetricFamily(f"{PREFIX}_max_workers", "The MAX_WORKERS cap on runners", value=self.max_workers)
+        slots = self.max_workers
+        if self.store.distributed:
+            from . import hosts
+
+            slots = hosts.capacity(self.store, 0)  # the cluster's: the sum of the up worker hosts' MAX_WORKERS
+        yield GaugeMetricFamily(f"{PREFIX}_max_workers", "The MAX_WORKERS cap on runners (many hosts: the sum of "
+                                "the up worker hosts')", value=slots)
         yield GaugeMetricFamily(
             f"{PREFIX}_unreadable_job_files", "Job files that cannot be parsed", value=unreadable
         )

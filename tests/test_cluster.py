@@ -117,6 +117,11 @@ def test_cancel_reaches_the_runner_on_whichever_host_it_is(cluster):
     wait_for(lambda: status(web_a, job_id)["phase"] == "denoising", 60, message="the job to run")
     runner = cluster.job(job_id)["runner"]
     pids = [runner["guard"]["pid"], runner["worker"]["pid"]]
+    # Its live log, from a web host: the worker host copies it into Redis as it grows.
+    live = wait_for(lambda: (text := requests.get(f"{web_b.base_url}/api/jobs/{job_id}/log", timeout=30).text)
+                    and "[guard" in text and text, 10, message="the live log")
+    tail = requests.get(f"{web_b.base_url}/api/jobs/{job_id}/log?tail=1", timeout=30).text
+    assert tail.count("\n") <= 1 and tail.strip() == live.strip().splitlines()[-1].strip()
     asked = time.monotonic()
     answer = requests.post(f"{web_b.base_url}/api/jobs/{job_id}/cancel", timeout=30)
     assert answer.status_code == 200 and answer.json()["status"] == "canceled"

@@ -100,7 +100,8 @@ class Health(MethodView):
             "queued_jobs": counts[JobStatus.QUEUED],
             "total_jobs": sum(counts.values()) + unreadable,
             "running_runners": sum(1 for job in svc.store.index.runners() if svc.store.runner_alive(job)),
-            "max_workers": current_app.config["MAX_WORKERS"],
+            "max_workers": (hosts.capacity(svc.store, 0) if svc.store.distributed
+                            else current_app.config["MAX_WORKERS"]),
             "unreadable_jobs": unreadable,
             "model": model,
             "models": models,
