@@ -211,3 +211,33 @@ def test_a_real_demo_model_job_renders_on_a_worker_host_into_s3_and_is_served_by
             assert "job completed" in log
             # Nothing of the job is left on the worker host: it is all in the artifact store.
             assert not list((worker.data_dir / "videos").glob(f"{job_id}*"))
+
+
+def test_a_job_goes_only_to_a_worker_host_that_has_its_model(tmp_path, redis_server):
+    import shutil
+
+    from .cluster import LIGHT_MODEL
+
+    folders = {}
+    for name in ("alpha", "beta"):
+        folders[name] = tmp_path / "models" / name
+        shutil.copytree(LIGHT_MODEL, folders[name])
+    both = f"alpha={folders['alpha']},beta={folders['beta']}"
+    artifacts = (tmp_path / "artifacts").as_uri()
+    (tmp_path / "artifacts").mkdir()
+    web = WebHost(tmp_path / "web", redis_server.url, artifacts, MODELS=both, **FAST)
+    runner = fixture_runner("sleeps_then_completes")
+    has_alpha = WorkerHost(tmp_path / "a", redis_server.url, artifacts, "has-alpha", work_command=runner,
+                           MODELS=f"alpha={folders['alpha']}", **FAST)
+    has_beta = WorkerHost(tmp_path / "b", redis_server.url, artifacts, "has-beta", work_command=runner,
+                          MODELS=f"beta={folders['beta']}", **FAST)
+    with web, has_alpha, has_beta:
+        assert has_alpha.announcement()["models"] == ["alpha"]
+        beta_jobs = [submit(web, "sleep 0.5", model="beta") for _ in range(4)]
+        alpha_jobs = [submit(web, "sleep 0.5", model="alpha") for _ in range(2)]
+        finished = wait_all(web, beta_jobs + alpha_jobs, 90)
+        assert {job["status"] for job in finished} == {"completed"}
+        assert {job["worker_host"] for job in finished[:4]} == {"has-beta"}
+        assert {job["worker_host"] for job in finished[4:]} == {"has-alpha"}
+        for host in (has_alpha, has_beta):
+            host.kill_tree()
