@@ -4,13 +4,16 @@
     .venv/bin/python bench/block_efficiency.py --sizes 256x256x13
     .venv/bin/python bench/block_efficiency.py --dtype float32 # force fp32 where the runner would use bf16
     .venv/bin/python bench/block_efficiency.py --family hunyuanvideo-1.5   # 848x480x61 and 848x480x121
+    .venv/bin/python bench/block_efficiency.py --family hunyuanvideo-1.5 --masked  # as diffusers alone runs it
 
 HunyuanVideo 1.5 (`--family hunyuanvideo-1.5`): one dual-stream block of the 8.3B
 transformer (hidden 2048 = 16 heads x 128, a 4x MLP; its 54 blocks are all alike)
-at the 480p sequence lengths: the video's latent positions (patch 1 over the VAE's
-16x spatial, 4x temporal compression: 31 x 30 x 53 = 49,290 at 848x480x121) plus the
-1,985 tokens the transformer always adds (1000 Qwen, 256 ByT5, 729 image tokens,
-padding masked). Its attention builds a dense token x token boolean mask from the
+at the 480p sequence lengths, as the runner calls it (runner/unpadded.py): the
+video's latent positions (patch 1 over the VAE's 16x spatial, 4x temporal
+compression: 31 x 30 x 53 = 49,290 at 848x480x121) plus a typical text-to-video
+prompt's valid text tokens (120), attention with no mask. `--masked` times it as
+the pipeline alone does: all 1,985 added tokens (1000 Qwen, 256 ByT5, 729 image
+tokens, padding masked), and a dense token x token boolean mask built from the
 key-padding mask in every block (2.6 GB at 51,275 tokens), which the timing includes.
 
 Builds one dual-stream and one single-stream block of the real model's width
@@ -48,6 +51,7 @@ from hunyuan_core.cost_geometry import BYT5_TOKENS, QWEN_TOKENS, SIGLIP_TOKENS  
 from hunyuan_core.cost_model import TEXT_TOKENS  # noqa: E402
 from hunyuan_core.precision import choose_compute  # noqa: E402
 from runner.memory import peak_rss_bytes, release, reset_peak  # noqa: E402
+from runner.unpadded import UnmaskedAttnProcessor  # noqa: E402
 
 HEADS, HEAD_DIM, LATENT_CHANNELS = 24, 128, 16
 WIDTH = HEADS * HEAD_DIM
@@ -108,17 +112,19 @@ def block_inputs(frames, height, width, dtype=torch.float32):
     }
 
 
-def block_inputs_15(frames, height, width, dtype=torch.float32):
-    """As block_inputs, for a 1.5 block: the 1,985 added tokens, valid ones first, as the transformer orders them."""
+def block_inputs_15(frames, height, width, dtype=torch.float32, masked=False):
+    """As block_inputs, for a 1.5 block: as the runner calls it, the valid text tokens only (all-true
+    mask); `masked`: the 1,985 added tokens, valid ones first, as the transformer orders them."""
     latent = (1, LATENT_CHANNELS_15, (frames - 1) // 4 + 1, height // SPATIAL_15, width // SPATIAL_15)
     rope = HunyuanVideo15RotaryPosEmbed(patch_size=1, patch_size_t=1, rope_dim=(16, 56, 56), theta=256.0)
     rotary = rope(torch.empty(1, 1, *latent[2:]))  # only its shape is read
     video_tokens = rotary[0].shape[0]
-    mask = torch.zeros(1, EXTRA_TOKENS_15, dtype=torch.bool)
+    text_tokens = EXTRA_TOKENS_15 if masked else VALID_15
+    mask = torch.zeros(1, text_tokens, dtype=torch.bool)
     mask[:, :VALID_15] = True
     return {
         "hidden_states": torch.randn(1, video_tokens, WIDTH_15, dtype=dtype),
-        "encoder_hidden_states": torch.randn(1, EXTRA_TOKENS_15, WIDTH_15, dtype=dtype),
+        "encoder_hidden_states": torch.randn(1, text_tokens, WIDTH_15, dtype=dtype),
         "temb": torch.randn(1, WIDTH_15, dtype=dtype),
         "attention_mask": mask,
         "rotary": rotary,
@@ -155,6 +161,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per block at sizes under 8k tokens")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                         help="compute dtype of the blocks (auto: what the runner picks on this CPU)")
+    parser.add_argument("--masked", action="store_true",
+                        help="1.5: all 1,985 added tokens under diffusers' dense mask, not the runner's unpadded call")
     args = parser.parse_args()
     name, why = choose_compute("cpu", args.dtype)
     dtype = getattr(torch, name)
@@ -162,8 +170,13 @@ def main():
     is_15 = args.family == "hunyuanvideo-1.5"
     sizes = args.sizes or ("848x480x61,848x480x121" if is_15 else "256x256x13,640x480x61")
     if is_15:
-        blocks = {"1.5 dual-stream": HunyuanVideo15TransformerBlock(HEADS_15, HEAD_DIM, 4.0, qk_norm="rms_norm")}
-        make_inputs = block_inputs_15
+        block = HunyuanVideo15TransformerBlock(HEADS_15, HEAD_DIM, 4.0, qk_norm="rms_norm")
+        if not args.masked:
+            block.attn.set_processor(UnmaskedAttnProcessor())
+        blocks = {"1.5 dual-stream" + (", masked" if args.masked else ", unpadded"): block}
+
+        def make_inputs(frames, height, width, dtype):
+            return block_inputs_15(frames, height, width, dtype, masked=args.masked)
     else:
         blocks = {
             "dual-stream": HunyuanVideoTransformerBlock(HEADS, HEAD_DIM, mlp_ratio=4.0, qk_norm="rms_norm"),
@@ -181,8 +194,10 @@ def main():
         inputs = make_inputs(frames, height, width, dtype)
         tokens = inputs["hidden_states"].shape[1] + inputs["encoder_hidden_states"].shape[1]
         if is_15:
-            print(f"  {size}: {inputs['hidden_states'].shape[1]:,} video + {EXTRA_TOKENS_15:,} added tokens; "
-                  f"dense attention mask {tokens * tokens / 2**30:.2f} GiB of bools per block", flush=True)
+            text = inputs["encoder_hidden_states"].shape[1]
+            mask = (f"dense attention mask {tokens * tokens / 2**30:.2f} GiB of bools per block" if args.masked
+                    else "no attention mask")
+            print(f"  {size}: {inputs['hidden_states'].shape[1]:,} video + {text:,} text tokens; {mask}", flush=True)
         for label, block in blocks.items():
             # Small sizes: warm up and keep the best pass; big ones take minutes a pass.
             passes = args.repeats + 1 if tokens < 8192 else 1
