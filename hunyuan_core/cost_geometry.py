@@ -65,7 +65,7 @@ class Geometry:
     # Tokens the main text encoder runs over besides the template (13B: 256; 13B I2V: + the image's 575 more).
     text_tokens: int = TEXT_TOKENS
     second_text_tokens: int = CLIP_TOKENS
-    # Transformer tokens besides the video's: 1.5's fixed 1985, the 13B I2V image tokens (its prompt is added apart).
+    # Transformer tokens besides the video's and the prompt's: the image tokens (13B I2V; 1.5 I2V: 729 SigLIP).
     extra_tokens: int = 0
     # Whether the runner trims the prompt's padding (every family), so the prompt's own length counts.
     trims_prompt: bool = True

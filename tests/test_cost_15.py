@@ -77,3 +77,18 @@ def test_the_13b_vae_stage_plans_a_chunk_not_the_video(tmp_path):
     assert cost_model.decode_tiled(big, geo, run_plan.memory_limit_bytes())
     assert cost_model.stage_overheads(big, geo)["vae"] == 7 * 16 * 256 * 256 * 128 * 4 + GIB
     assert "vae_attention" not in cost_model.job_work(big, geo)["decoding"]
+
+
+@pytest.mark.demo_model
+def test_calibration_measures_the_vae_attention_and_wants_it(demo_folders):
+    from runner import calibrate
+
+    geo = cost_model.geometry(demo_folders["demo-hunyuanvideo-1.5"])
+    rates = calibrate.measure(geo, 1)
+    assert rates["vae_attention"] > 0 and set(rates) == {"linear", "attention", "conv", "vae_attention"}
+    # A calibration taken before the kind existed is measured again for a 1.5 model, not for the 13B.
+    older = dict(calibrate.host_identity(), compute_dtype="float32",
+                 by_threads={"1": {k: v for k, v in rates.items() if k != "vae_attention"}})
+    assert not calibrate.is_current(older, "float32", geo)
+    assert calibrate.is_current(older, "float32", cost_model.geometry(demo_folders["demo-hunyuanvideo"]))
+    assert calibrate.is_current(dict(older, by_threads={"1": rates}), "float32", geo)
