@@ -70,9 +70,9 @@ REQUESTS = {
     # 480p buckets at a few frames: attention over 3-5k tokens of 128-wide heads, as in the real model.
     "scaled-down-1.5": [
         dict(width=848, height=480, video_length=5, num_inference_steps=4, guidance_scale=1.0),
-        dict(width=848, height=480, video_length=9, num_inference_steps=3, guidance_scale=1.0),
-        dict(width=480, height=848, video_length=5, num_inference_steps=3),
-        dict(width=848, height=480, video_length=9, num_inference_steps=3, guidance_scale=1.0),
+        dict(width=848, height=480, video_length=9, num_inference_steps=4, guidance_scale=1.0),
+        dict(width=480, height=848, video_length=5, num_inference_steps=4),
+        dict(width=848, height=480, video_length=9, num_inference_steps=4, guidance_scale=1.0),
     ],
     "scaled-down": [
         dict(width=256, height=256, video_length=13, num_inference_steps=10),
@@ -97,6 +97,8 @@ def run_job(base_url, body):
         answer = requests.post(f"{base_url}/api/generate", data=fields, files=image, timeout=30).json()
     else:
         answer = requests.post(f"{base_url}/api/generate", json=body, timeout=30).json()
+    if "job_id" not in answer:
+        raise RuntimeError(f"the job was refused: {answer}")
     job_id, submit_estimate = answer["job_id"], answer["estimated_time"]
     after_first_step = None
     while True:
