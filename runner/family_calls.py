@@ -188,11 +188,8 @@ class Calls15(Calls13B):
         return pipe
 
     def encode(self, pipe, params, image, device):
-        """Qwen and ByT5 encodings of the prompt, and of the negative prompt when guidance is on.
-
-        Padded to the pipeline's 1000 + 256 tokens here (its `__call__` takes them so); the
-        denoising call drops the padding at the transformer (runner/unpadded.py).
-        """
+        """Qwen and ByT5 encodings of the prompt (and negative prompt under guidance), padded to
+        1000 + 256 tokens as `__call__` takes them; the transformer drops the padding (runner/unpadded.py)."""
         names = ("prompt_embeds", "prompt_embeds_mask", "prompt_embeds_2", "prompt_embeds_mask_2")
         dtype = pipe.text_encoder.dtype
         kwargs = dict(zip(names, pipe.encode_prompt(prompt=params["prompt"], device=device, dtype=dtype)))

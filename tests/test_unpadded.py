@@ -78,7 +78,8 @@ def test_what_is_dropped_and_what_is_kept(demo_folders):
     assert trimmed["encoder_hidden_states_2"].shape[1] == 4
     assert trimmed["image_embeds"].shape[1] == 0
     # An image's tokens are all valid and stay.
-    assert unpadded_inputs(_inputs(model, slice(3, 9), slice(0, 4), image=True))["image_embeds"].shape[1] == IMAGE_TOKENS
+    image = unpadded_inputs(_inputs(model, slice(3, 9), slice(0, 4), image=True))["image_embeds"]
+    assert image.shape[1] == IMAGE_TOKENS
     # A batch of two is left as it is (and runs masked).
     batch = {name: torch.cat([value, value]) if isinstance(value, torch.Tensor) else value
              for name, value in text.items()}
