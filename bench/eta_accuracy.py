@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/eta_accuracy.py                 # every demo model and a scaled-down full architecture
     .venv/bin/python bench/eta_accuracy.py --only demo-hunyuanvideo-1.5
+    .venv/bin/python bench/eta_accuracy.py --only scaled-down-1.5   # 1.5's real block structure, 480p buckets
 
 For each model, starts gunicorn on a fresh data folder (which calibrates the host
 for the model before opening its port), then runs a series of jobs of different
@@ -32,7 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scaled_down import build_scaled_down  # noqa: E402
+from bench.scaled_down import build_scaled_down, build_scaled_down_15  # noqa: E402
 from tests.server import GunicornServer  # noqa: E402
 from runner.pictures import picture_png  # noqa: E402
 
@@ -66,6 +67,13 @@ REQUESTS = {
         dict(video_length=61, num_inference_steps=20, image=(320, 180)),
         dict(video_length=121, num_inference_steps=8, image=(256, 256)),
     ],
+    # 480p buckets at 1.5's fewest frames (13): attention over 6,360 tokens of 128-wide heads.
+    "scaled-down-1.5": [
+        dict(width=848, height=480, video_length=13, num_inference_steps=4, guidance_scale=1.0),
+        dict(width=848, height=480, video_length=13, num_inference_steps=6, guidance_scale=1.0),
+        dict(width=480, height=848, video_length=13, num_inference_steps=4),
+        dict(width=848, height=480, video_length=13, num_inference_steps=6, guidance_scale=1.0),
+    ],
     "scaled-down": [
         dict(width=256, height=256, video_length=13, num_inference_steps=10),
         dict(width=320, height=256, video_length=29, num_inference_steps=10),
@@ -89,6 +97,8 @@ def run_job(base_url, body):
         answer = requests.post(f"{base_url}/api/generate", data=fields, files=image, timeout=30).json()
     else:
         answer = requests.post(f"{base_url}/api/generate", json=body, timeout=30).json()
+    if "job_id" not in answer:
+        raise RuntimeError(f"the job was refused: {answer}")
     job_id, submit_estimate = answer["job_id"], answer["estimated_time"]
     after_first_step = None
     while True:
@@ -135,7 +145,7 @@ def bench_model(label, data_dir, requests_list, model_path=None, models=None):
 def main():
     """Run the series and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=[*DEMOS, "scaled-down"])
+    parser.add_argument("--only", choices=[*DEMOS, "scaled-down", "scaled-down-1.5"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hunyuan-eta-"))
     rows = []
@@ -145,6 +155,9 @@ def main():
     if args.only in (None, "scaled-down"):
         model = build_scaled_down(work / "models")
         rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model)
+    if args.only in (None, "scaled-down-1.5"):
+        model = build_scaled_down_15(work / "models")
+        rows += bench_model("scaled-down-1.5", work / "scaled-15" / "data", REQUESTS["scaled-down-1.5"], model)
     print("\n| model | job | request | actual run s | estimate at submit s | error | remaining after step 1 s "
           "| estimated then s | error |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -18,8 +18,10 @@ given memory. What runs in full and what is bounded (one full step at this size 
 - transformer: loaded as planned (every weight page read, as a whole step would), then
   the pipeline's own call runs the embedders,
   the token refiner and the first dual-stream block at the full sequence length
-  (27,425 tokens, with the dense token x token attention mask the 1.5 attention
-  builds). All 54 blocks have the same shapes, so this is the step's activation peak;
+  (the 25,440 video tokens and the prompt's valid text tokens, with no attention mask,
+  as the runner calls it: runner/unpadded.py; before 2026-11-30 it was 27,425 tokens under
+  a dense token x token mask). All 54 blocks have the same shapes, so this is the step's
+  activation peak;
 - VAE: one spatial tile of tiled decoding (16 x 16 latents, all 16 latent frames,
   to 61 frames of 256 x 256 pixels). The 1.5 VAE tiles in space only; tiled decoding
   repeats this tile by tile, and only the decoded tiles (61 x 3 x 256 x 256 each)

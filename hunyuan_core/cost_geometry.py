@@ -6,8 +6,11 @@ how many tokens each family's encoders and transformer run over. The 13B models
 encode a 256-token Llama prompt after its template (the image-to-video one with
 576 Llava image tokens inside it) and the runner trims the prompt's padding;
 HunyuanVideo 1.5 always runs its Qwen encoder over 1000 tokens after its chat
-template, ByT5 over 256, and its transformer over those 1256 text tokens plus 729
-image tokens (SigLIP's, zeros masked out for text-to-video) beside the video's.
+template and ByT5 over 256; its pipeline hands the transformer those 1256 text
+tokens plus 729 image tokens (SigLIP's, zeros masked out for text-to-video), but
+the runner drops the masked ones (runner/unpadded.py): the transformer runs over
+the prompt's own Qwen tokens, the ByT5 bytes of its quoted text, and the image
+tokens of image-to-video, with no attention mask.
 """
 
 import json
@@ -31,6 +34,7 @@ QWEN_TOKENS = 1000
 DEFAULT_CHAT_TEMPLATE_TOKENS = 108
 BYT5_TOKENS = 256
 SIGLIP_TOKENS = 729
+QWEN_TAIL_TOKENS = 5
 # The 13B image-to-video model: 576 Llava image tokens, every 4th kept (token_replace) or every 2nd.
 LLAVA_IMAGE_TOKENS = 576
 
@@ -61,17 +65,27 @@ class Geometry:
     # Tokens the main text encoder runs over besides the template (13B: 256; 13B I2V: + the image's 575 more).
     text_tokens: int = TEXT_TOKENS
     second_text_tokens: int = CLIP_TOKENS
-    # Transformer tokens besides the video's: 1.5's fixed 1985, the 13B I2V image tokens (its prompt is added apart).
+    # Transformer tokens besides the video's and the prompt's: the image tokens (13B I2V; 1.5 I2V: 729 SigLIP).
     extra_tokens: int = 0
-    # Whether the runner trims the prompt's padding (13B), so the prompt's own length counts.
+    # Whether the runner trims the prompt's padding (every family), so the prompt's own length counts.
     trims_prompt: bool = True
+    # The prompt's padded length and the template's tokens after the prompt (13B Llama: 256 and 2;
+    # 1.5 Qwen: 1000 and 5: <|im_end|>, a newline, <|im_start|>, "assistant", a newline).
+    prompt_limit: int = TEXT_TOKENS
+    prompt_tail_tokens: int = 2
+    # Whether the bytes of the prompt's quoted text reach the transformer as ByT5 tokens (1.5).
+    glyph_tokens: bool = False
     # An image encoder run once per job: parameters and tokens (Llava's CLIP tower, 1.5's SigLIP).
     image_params: int = 0
     image_tokens: int = 0
     # Whether the VAE encodes the input image (image-to-video).
     encodes_image: bool = False
-    # Whether attention builds a dense token x token boolean mask (1.5).
-    dense_mask: bool = False
+    # Whether the transformer attends with no mask (1.5 as the runner calls it); the 13B pipelines
+    # pass a key-padding mask, which PyTorch runs by another kernel. Calibration measures the same.
+    unmasked_attention: bool = False
+    # Whether the VAE decoder's mid-block attends over every latent position of a tile under a
+    # dense causal mask in the compute dtype (1.5).
+    vae_attention: bool = False
 
     @property
     def width(self):
@@ -150,9 +164,11 @@ def _geometry_cached(model_dir, _stamp):
     family_sizes = {}
     if is_15:
         template = meta.get("prompt_template_encode_start_idx", DEFAULT_CHAT_TEMPLATE_TOKENS)
+        # The runner drops the padding and, for text-to-video, the all-zero image tokens.
         family_sizes = dict(text_tokens=QWEN_TOKENS, second_text_tokens=BYT5_TOKENS,
-                            extra_tokens=QWEN_TOKENS + BYT5_TOKENS + SIGLIP_TOKENS, trims_prompt=False,
-                            dense_mask=True)
+                            extra_tokens=SIGLIP_TOKENS if takes_image else 0, prompt_limit=QWEN_TOKENS,
+                            prompt_tail_tokens=QWEN_TAIL_TOKENS, glyph_tokens=True, unmasked_attention=True,
+                            vae_attention=True)
     elif takes_image:
         llava = meta.get("prompt_template") or {}
         template = llava.get("crop_start", DEFAULT_TEMPLATE_TOKENS)

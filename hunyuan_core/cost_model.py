@@ -7,8 +7,11 @@ kind at the model's own shapes, so one measurement carries over between sizes.
 The formulas follow diffusers' HunyuanVideo code; see NOTES section 4. Every
 family is priced by the same formulas from its geometry (hunyuan_core/cost_geometry.py):
 what differs is how many tokens each encoder and the transformer run over, the
-image encoders of image-to-video models, and 1.5's dense attention mask.
+image encoders of image-to-video models, and 1.5's VAE attention (its decoder's
+mid-block attends over every latent position of a tile under a dense causal mask).
 """
+
+import re
 
 from .cost_geometry import (  # noqa: F401  (Geometry and geometry are used through this module)
     TEXT_TOKENS,
@@ -24,17 +27,35 @@ def latent_shape(params, geo):
     return frames, params["height"] // geo.spatial_ratio, params["width"] // geo.spatial_ratio
 
 
+# 1.5's pipeline gives ByT5 the prompt's quoted text, as `Text "..."` phrases (its extract_glyph_texts).
+_QUOTED = re.compile(r"\"(.*?)\"|\u201c(.*?)\u201d")
+
+
+def glyph_tokens(prompt, geo):
+    """ByT5 tokens of the prompt's quoted text that reach 1.5's transformer (a byte each and an end
+    token; 0 without quoted text, or for a family that has no ByT5)."""
+    if not geo.glyph_tokens:
+        return 0
+    texts = list(dict.fromkeys(a or b for a, b in _QUOTED.findall(prompt or "")))
+    if not texts:
+        return 0
+    phrase = ". ".join(f'Text "{text}"' for text in texts) + ". "
+    return min(geo.second_text_tokens, len(phrase.encode("utf-8")) + 1)
+
+
 def prompt_tokens(params, geo):
-    """Tokens of the prompt after the template, padding trimmed (estimated from its length);
-    0 for 1.5, whose fixed text tokens are counted in `geo.extra_tokens`."""
+    """Text tokens of the prompt that reach the transformer, padding trimmed (estimated from its
+    length): the prompt and the template's closing tokens; 1.5 adds its quoted text's ByT5 tokens."""
     if not geo.trims_prompt:
         return 0
-    estimate = int(len(params.get("prompt") or "") / geo.chars_per_token) + 2
-    return max(1, min(TEXT_TOKENS, estimate))
+    prompt = params.get("prompt") or ""
+    estimate = int(len(prompt) / geo.chars_per_token) + geo.prompt_tail_tokens
+    return max(1, min(geo.prompt_limit, estimate)) + glyph_tokens(prompt, geo)
 
 
 def sequence_length(params, geo):
-    """Tokens the transformer attends over: video patches, the prompt's tokens and the family's fixed ones."""
+    """Tokens the transformer attends over: video patches, the prompt's tokens and the family's fixed
+    ones (the 13B image-to-video image tokens; 1.5 image-to-video's 729 SigLIP tokens)."""
     frames, height, width = latent_shape(params, geo)
     image = (frames // geo.patch_t) * (height // geo.patch) * (width // geo.patch)
     return image + prompt_tokens(params, geo) + geo.extra_tokens
@@ -114,14 +135,30 @@ TILE, TILE_STRIDE, CHUNK_FRAMES, CHUNK_STRIDE = 256, 192, 16, 12
 UNTILED_MEMORY_SHARE = 0.25
 
 
+def vae_attention_scores(params, geo, tiled):
+    """Scores (query x key pairs) of the 1.5 VAE decoder's mid-block attention, summed over tiles.
+
+    It attends over every latent position of what it decodes (a tile's, when tiled in space:
+    diffusers cuts 256-pixel tiles every 192 pixels, in latents 16 every 12) under a dense
+    causal mask; 0 for a VAE without it.
+    """
+    if not geo.vae_attention:
+        return 0
+    frames, height, width = latent_shape(params, geo)
+    if not tiled:
+        return (frames * height * width) ** 2
+    tile, stride = TILE // geo.spatial_ratio, TILE_STRIDE // geo.spatial_ratio
+    rows = [min(tile, height - i) for i in range(0, height, stride)]
+    columns = [min(tile, width - j) for j in range(0, width, stride)]
+    return sum((frames * r * c) ** 2 for r in rows for c in columns)
+
+
 def decode_tiled(params, geo, memory_bytes):
     """Whether the runner will tile this video's decoding (run_plan.decoding; runner/stage_options.py applies it)."""
     activation = video_voxels(params) * geo.vae_channels[0] * 4 * 4
-    if geo.family.startswith("hunyuanvideo-1.5"):
-        # The 1.5 VAE's mid-block attention builds a dense causal fp32 mask over every latent
-        # position (9.7 GB for 848x480x121 untiled); a 256-pixel tile keeps it small.
-        frames, height, width = latent_shape(params, geo)
-        activation += 4 * (frames * height * width) ** 2
+    # The 1.5 VAE's mid-block attention builds a dense causal fp32 mask over every latent
+    # position (9.7 GB for 848x480x121 untiled); a 256-pixel tile keeps it small.
+    activation += 4 * vae_attention_scores(params, geo, tiled=False)
     return activation >= UNTILED_MEMORY_SHARE * memory_bytes
 
 
@@ -150,7 +187,8 @@ def video_voxels(params):
 def job_work(params, geo, memory_bytes=None):
     """The work of each phase of a job, by kind: `{phase: {kind: amount}}`.
 
-    Kinds: "linear", "attention" and "conv" in FLOPs, "voxels" in pixels x frames,
+    Kinds: "linear", "attention" and "conv" in FLOPs, "vae_attention" in scores of the 1.5
+    VAE's masked mid-block attention (measured per score at its channels), "voxels" in pixels x frames,
     "bytes" of weights to load, "fixed" (1 per job: interpreter start-up,
     imports and per-job overheads, which cost the same whatever the size), and
     "steps" (denoising steps: each also pays a fixed overhead, learnt from jobs).
@@ -160,8 +198,13 @@ def job_work(params, geo, memory_bytes=None):
     step = step_work(params, geo)
     steps = params["num_inference_steps"]
     decode = float(decode_flops(params, geo))
-    if decode_tiled(params, geo, memory_bytes or memory_limit_bytes()):
+    tiled = decode_tiled(params, geo, memory_bytes or memory_limit_bytes())
+    if tiled:
         decode *= tiling_overlap(params, geo)
+    decoding = {"conv": decode}
+    scores = vae_attention_scores(params, geo, tiled)
+    if scores:
+        decoding["vae_attention"] = float(scores)
     text = {"linear": float(text_flops(params, geo))}
     for kind, amount in image_work(params, geo).items():
         text[kind] = text.get(kind, 0.0) + amount
@@ -170,7 +213,7 @@ def job_work(params, geo, memory_bytes=None):
         "loading_model": {"fixed": 1.0, "bytes": float(geo.weight_bytes)},
         "encoding_text": text,
         "denoising": {**{kind: float(amount) * steps for kind, amount in step.items()}, "steps": float(steps)},
-        "decoding": {"conv": decode},
+        "decoding": decoding,
         "writing_video": {"voxels": float(video_voxels(params))},
     }
 
@@ -182,18 +225,38 @@ def job_work(params, geo, memory_bytes=None):
 # layer upcast to fp32, and the interpreter.
 ACTIVATIONS_PER_TOKEN_WIDTH = 16
 PROCESS_OVERHEAD_BYTES = 2**30
-DENSE_MASKS = 3
+# The 1.5 VAE decoding one 256 x 256 tile of 61 frames in bf16 (bench/stage_memory.py, 2026-11-30)
+# peaked at 9.3 GiB: 0.4 GiB of process, up to 2.3 GiB of weights and ~6.6 GiB beside them, about
+# 7 full-size activations (61 x 256 x 256 voxels x 128 channels, 1 GiB each in bf16).
+VAE_ACTIVATIONS = 7
 
 
-def stage_overheads(params, geo):
-    """Bytes each big stage needs beside its stored weights, for `params`: `{component: bytes}`."""
+def decode_activation_bytes(params, geo, dtype_bytes=4):
+    """Bytes of the VAE decoder's biggest activation (its full-size level) for what it decodes at
+    once: a tile's frames x pixels when tiled (1.5: in space only; 13B: 16-frame chunks too)."""
+    tiled = decode_tiled(params, geo, memory_limit_bytes())
+    frames, height, width = params["video_length"], params["height"], params["width"]
+    if tiled:
+        height, width = min(height, TILE), min(width, TILE)
+        if not geo.vae_attention:
+            frames = min(frames, CHUNK_FRAMES)
+    return frames * height * width * geo.vae_channels[0] * dtype_bytes
+
+
+def stage_overheads(params, geo, dtype_bytes=4):
+    """Bytes each big stage needs beside its stored weights, for `params`: `{component: bytes}`.
+
+    `dtype_bytes`: the compute dtype's size, for the VAE's activations (measured in bf16).
+    """
     tokens = sequence_length(params, geo)
     width = geo.width
-    # 1.5's attention builds a dense token x token boolean mask: a row mask repeated, a column
-    # mask repeated and their conjunction, alive together (2.6 GB each at 848x480x121).
-    mask = DENSE_MASKS * tokens * tokens if geo.dense_mask else 0
+    tiled = decode_tiled(params, geo, memory_limit_bytes())
+    # 1.5's VAE attention: a dense causal mask in the compute dtype over a tile's latent positions.
+    one = dict(params, width=min(params["width"], TILE), height=min(params["height"], TILE)) if tiled else params
+    mask = dtype_bytes * vae_attention_scores(one, geo, tiled=False)
     return {
-        "transformer": ACTIVATIONS_PER_TOKEN_WIDTH * tokens * width * 4 + 24 * width * width * 4 + mask
+        "transformer": ACTIVATIONS_PER_TOKEN_WIDTH * tokens * width * 4 + 24 * width * width * 4
         + PROCESS_OVERHEAD_BYTES,
         "text_encoder": (geo.text_vocab * geo.text_hidden + geo.text_layer_params) * 4 + PROCESS_OVERHEAD_BYTES,
+        "vae": VAE_ACTIVATIONS * decode_activation_bytes(params, geo, dtype_bytes) + mask + PROCESS_OVERHEAD_BYTES,
     }

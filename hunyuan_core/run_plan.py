@@ -109,7 +109,9 @@ def make_plan(model_dir, params=None, runtime=None, device="cpu", memory_bytes=N
     )
     cache, label = step_cache(runtime.get("step_cache"), geo.blocks)
     family = _family_name(model_dir)
-    overheads = cost_model.stage_overheads(params, geo) if params else None
+    # The stages' peaks with the VAE's activations in the compute dtype just chosen.
+    dtype_bytes = precision.DTYPE_BYTES.get(result["compute_dtype"], 4)
+    overheads = cost_model.stage_overheads(params, geo, dtype_bytes) if params else None
     result["stages"] = stage_peaks(model_dir, family, result["storage"], result["compute_dtype"], overheads)
     result.update(device=device, step_cache=cache, step_cache_label=label,
                   decoding=decoding(params, geo, memory_limit_bytes()) if params and device == "cpu" else None)

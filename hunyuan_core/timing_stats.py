@@ -32,6 +32,8 @@ PRIOR_RATES = {
     "linear": 1 / 20e9,
     "attention": 1 / 20e9,
     "conv": 1 / 20e9,
+    # One score of the 1.5 VAE's 1024-wide masked attention: ~4,100 FLOPs and its mask.
+    "vae_attention": 4200 / 20e9,
     "voxels": 40e-9,
     "bytes": 1e-9,
     "fixed": 8.0,
@@ -271,6 +273,6 @@ def _kinds_for(calibration, threads):
     nearest = min(counts, key=lambda t: (abs(t - want), -t))
     kinds.update({k: v for k, v in measured[str(nearest)].items() if k in kinds})
     if nearest != want:
-        for kind in ("linear", "attention", "conv"):
+        for kind in ("linear", "attention", "conv", "vae_attention"):
             kinds[kind] *= nearest / want
     return kinds

@@ -59,9 +59,12 @@ def measure(geo, threads, dtype=torch.float32):
         heads, head_dim = geo.heads, geo.head_dim
         n = int(min(max((ATTENTION_SAMPLE_FLOPS / (4 * heads * head_dim)) ** 0.5, 2048), 16384))
         q, k, v = (torch.randn(1, heads, n, head_dim, dtype=dtype) for _ in range(3))
-        # The pipeline always passes a key-padding mask; it changes which kernel runs.
-        mask = torch.ones(1, 1, 1, n, dtype=torch.bool)
-        mask[..., -64:] = False
+        # The 13B pipelines pass a key-padding mask, which changes which kernel runs; 1.5 runs
+        # with none (runner/unpadded.py).
+        mask = None
+        if not geo.unmasked_attention:
+            mask = torch.ones(1, 1, 1, n, dtype=torch.bool)
+            mask[..., -64:] = False
         attention = _best_seconds(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)) / (
             4 * n * n * head_dim * heads
         )
@@ -72,9 +75,35 @@ def measure(geo, threads, dtype=torch.float32):
         with torch.no_grad():
             conv_seconds = _best_seconds(lambda: conv(volume))
         conv_rate = conv_seconds / (27 * 2 * channels * channels * 9 * 96 * 96)
+        rates = {"linear": linear, "attention": attention, "conv": conv_rate}
+        if geo.vae_attention:
+            rates["vae_attention"] = vae_attention_seconds(geo, dtype)
     finally:
         torch.set_num_threads(previous)
-    return {"linear": linear, "attention": attention, "conv": conv_rate}
+    return rates
+
+
+# The 1.5 VAE's attention is sampled over frames of a 16 x 16 latent tile: up to 32 (a narrow
+# demo VAE, whose cost per score is its mask and softmax), fewer for a wide one, about 5e10 FLOPs.
+VAE_ATTENTION_TILE, VAE_ATTENTION_FLOPS = 16 * 16, 5e10
+
+
+def vae_attention_seconds(geo, dtype):
+    """Seconds per score of the 1.5 VAE decoder's mid-block attention, as diffusers runs it:
+    its dense causal mask built over the latent positions, then one head as wide as the
+    decoder's deepest level, under that mask."""
+    from diffusers.models.autoencoders.autoencoder_kl_hunyuanvideo15 import HunyuanVideo15AttnBlock
+
+    channels, positions = geo.vae_channels[-1], VAE_ATTENTION_TILE
+    frames = int(min(max((VAE_ATTENTION_FLOPS / (4 * channels)) ** 0.5 / positions, 4), 32))
+    n = frames * positions
+    q, k, v = (torch.randn(1, 1, n, channels, dtype=dtype) for _ in range(3))
+
+    def attend():
+        mask = HunyuanVideo15AttnBlock.prepare_causal_attention_mask(frames, positions, dtype, "cpu", batch_size=1)
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    return _best_seconds(attend, repeats=1) / (n * n)
 
 
 def _write_like_a_job(frames, folder):
@@ -185,11 +214,15 @@ def host_identity():
     return {"host": platform.node(), "cpu": cpu_model(), "cores": cpu_cores()}
 
 
-def is_current(calibration, compute="float32"):
-    """True if `calibration` was taken on a host like this one, computing in `compute`."""
+def is_current(calibration, compute="float32", geo=None):
+    """True if `calibration` was taken on a host like this one, computing in `compute`, and
+    (given the model's geometry `geo`) measured every kind of work the model does."""
     if not calibration:
         return False
     ours = host_identity()
+    kinds = set.intersection(*[set(rates) for rates in (calibration.get("by_threads") or {"": {}}).values()])
+    if geo is not None and geo.vae_attention and "vae_attention" not in kinds:
+        return False
     return (calibration.get("cpu") == ours["cpu"] and calibration.get("cores") == ours["cores"]
             and calibration.get("compute_dtype", "float32") == compute)
 
@@ -221,7 +254,7 @@ def ensure(model_dir, data_dir, max_workers=1, startup_seconds=None, force=False
     compute = compute or precision.choose_compute("cpu", "auto")[0]
     name = name or model_source.read_metadata(model_dir).get("name", str(model_dir).rstrip("/").split("/")[-1])
     stats = TimingStats(data_dir, name)
-    if not force and is_current(stats.calibration(), compute):
+    if not force and is_current(stats.calibration(), compute, cost_model.geometry(model_dir)):
         return False
     calibration = calibrate(model_dir, max_workers, startup_seconds, compute)
     stats.set_calibration(calibration)

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from hunyuan_core.run_plan import stage_components
 from runner import demo_models
 from runner.stage_options import prompt_template
+from runner.unpadded import run_unpadded
 
 IMAGE_STAGE = "image_encoders"
 
@@ -187,10 +188,8 @@ class Calls15(Calls13B):
         return pipe
 
     def encode(self, pipe, params, image, device):
-        """Qwen and ByT5 encodings of the prompt, and of the negative prompt when guidance is on.
-
-        Not trimmed: the 1.5 transformer takes its fixed 1000 + 256 text tokens (cost_model counts them).
-        """
+        """Qwen and ByT5 encodings of the prompt (and negative prompt under guidance), padded to
+        1000 + 256 tokens as `__call__` takes them; the transformer drops the padding (runner/unpadded.py)."""
         names = ("prompt_embeds", "prompt_embeds_mask", "prompt_embeds_2", "prompt_embeds_mask_2")
         dtype = pipe.text_encoder.dtype
         kwargs = dict(zip(names, pipe.encode_prompt(prompt=params["prompt"], device=device, dtype=dtype)))
@@ -218,7 +217,8 @@ class Calls15(Calls13B):
                       num_inference_steps=params["num_inference_steps"], generator=generator, output_type="latent")
         if not self.family.takes_image:
             kwargs.update(height=params["height"], width=params["width"])
-        return kwargs, _nothing
+        # The transformer sees only valid tokens and attends with no mask (exact: runner/unpadded.py).
+        return kwargs, run_unpadded(pipe.transformer)
 
 
 class Calls15Image(Calls15):
@@ -242,7 +242,7 @@ class Calls15Image(Calls15):
 
     def call(self, pipe, params, prompt_kwargs, condition, on_step, generator):
         """As 1.5, with the image; its encoders answered with the image stage's results."""
-        kwargs, _ = super().call(pipe, params, prompt_kwargs, condition, on_step, generator)
+        kwargs, padded = super().call(pipe, params, prompt_kwargs, condition, on_step, generator)
         kwargs["image"] = condition["image"]
         embeds, latents = condition["image_embeds"], condition["image_latents"]
         # The pipeline's own image encoders, answered with what the image stage computed.
@@ -251,6 +251,7 @@ class Calls15Image(Calls15):
 
         def undo():
             del pipe.encode_image, pipe._get_image_latents
+            padded()
 
         return kwargs, undo
 
