@@ -72,7 +72,7 @@ class ClusterTick:
         """Fail (or requeue) the jobs of hosts that stopped announcing themselves; returns their ids."""
         settled = []
         up = {}
-        for job in self.store.read_many(self.store.index.active_ids()):
+        for job in self.store.read_many(self.store.index.with_runner_ids()):
             runner = job.get("runner") or {}
             host = runner.get("host")
             if not host or runner.get("ended_at"):
@@ -131,15 +131,18 @@ class ClusterTick:
     def redispatch(self):
         """Enqueue again every queued job older than the grace period whose RQ entry is gone; returns their ids."""
         sent = []
+        queues = {}  # each model queue's waiting entries, read once this round
         now = time.time()
-        for job in self.store.read_many(self.store.index.unfinished_ids()):
+        # Only queued jobs older than the grace period are read: the index orders them by creation.
+        old = self.store.index.ids_with_status(JobStatus.QUEUED.value, created_before=now - DISPATCH_GRACE_SECONDS)
+        for job in self.store.read_many(old):
             if job["status"] != JobStatus.QUEUED.value:
                 continue
             since = parse_time((job.get("dispatch") or {}).get("at") or job["created_at"])
             if since is None or now - since.timestamp() < DISPATCH_GRACE_SECONDS:
                 continue
             entry = (job.get("dispatch") or {}).get("rq_job")
-            if entry and dispatch.is_waiting(self.store, job, entry):
+            if entry and dispatch.is_waiting(self.store, job, entry, queues):
                 continue
             redispatch(self.store, job["job_id"])
             sent.append(job["job_id"])

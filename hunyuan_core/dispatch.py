@@ -45,11 +45,15 @@ def enqueue(store, job):
     return rq_id
 
 
-def is_waiting(store, job, rq_id):
+def is_waiting(store, job, rq_id, seen=None):
     """True while the entry `rq_id` of queued `job` still waits in its model's RQ queue.
 
     An entry a worker took but never claimed the job for (its host died in between, or
     lost Redis at that moment) is gone from the queue while the record still says queued.
+    `seen` (a dict) keeps each queue's entries for the caller's round: one read a queue.
     """
     queue = _queue(store, job)
-    return store.call(lambda r: r.lpos(queue.key, rq_id)) is not None
+    seen = {} if seen is None else seen
+    if queue.key not in seen:
+        seen[queue.key] = {entry.decode() for entry in store.call(lambda r: r.lrange(queue.key, 0, -1))}
+    return rq_id in seen[queue.key]

@@ -191,6 +191,17 @@ class RedisIndex:
         """Every job id, oldest first (for hunyuan-ops)."""
         return [i.decode() for i in self.store.call(lambda r: r.zrange(self._key("jobs"), 0, -1))]
 
+    def ids_with_status(self, status, created_before=None):
+        """Ids of jobs with `status`, oldest first; only those created before `created_before` (epoch) if given."""
+        top = "+inf" if created_before is None else f"({created_before}"
+        key = self._key("status", status)
+        return [i.decode() for i in self.store.call(lambda r: r.zrangebyscore(key, "-inf", top))]
+
+    def with_runner_ids(self):
+        """Ids of jobs whose runner may be running: active and not queued (processing, or finished with its end unrecorded)."""
+        keys = [self._key("active"), self._key("status", JobStatus.QUEUED.value)]
+        return sorted(i.decode() for i in self.store.call(lambda r: r.zdiff(keys)))
+
     def unfinished_ids(self):
         """Ids of queued and processing jobs, oldest first."""
         return [i.decode() for i in self.store.call(lambda r: r.zrange(self._key("unfinished"), 0, -1))]

@@ -2,8 +2,9 @@
 
 It does on this host what the single-host supervisor does for a queued job: claims
 it (queued -> processing, naming this host), fetches its input image from the
-artifact store, starts the job's guard (runner/guard.py) in its own session with the
-log in this host's data folder, and then watches it until it ends:
+artifact store, starts the job's guard (runner/guard.py, forked from this process:
+runner/forked_guard.py) in its own session with the log in this host's data folder,
+and then watches it until it ends:
 
 - the log is copied into Redis as it grows (`hunyuan:log:<id>`), so every web host can
   show it live; at the end the whole log goes to the artifact store;
@@ -20,13 +21,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-from hunyuan_core import PROJECT_ROOT, config, processes
+from hunyuan_core import config, processes
 from hunyuan_core.job_record import JobStatus, Phase, mark_failed, utc_now
 from hunyuan_core.job_store import JobFileUnreadable, JobNotFound
 from hunyuan_core.stores import RUNNER_PATIENCE_SECONDS, open_store
-from hunyuan_core.supervisor import DEFAULT_WORK_COMMAND, guard_command, open_log
+from hunyuan_core.supervisor import DEFAULT_WORK_COMMAND
+from runner.forked_guard import fork_guard
 
 # How often the record is read for a cancel, and the log copied.
 WATCH_SECONDS = 0.25
@@ -89,18 +90,12 @@ def _fetch_input(store, job):
 
 
 def _start_guard(store, job_id, settings):
-    """Start the guard in its own session and record it in the job; returns (Popen, identity)."""
+    """Start the guard (forked: runner/forked_guard.py) and record it in the job; returns (handle, identity)."""
     work_command = json.loads(os.environ[WORK_COMMAND_ENV]) if os.environ.get(WORK_COMMAND_ENV) else None
-    command = guard_command(job_id, store.root, work_command or DEFAULT_WORK_COMMAND, settings["JOB_TIMEOUT"],
-                            settings["RUNNER_STALL_SECONDS"])
     # The guard waits on this host's supervisor lock until its record names it (runner/guard.py).
     with store.supervisor_lock():
-        log_file = open_log(store.log_path(job_id))
-        try:
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log_file,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log_file.close()
+        process = fork_guard(job_id, store.root, work_command or DEFAULT_WORK_COMMAND, settings["JOB_TIMEOUT"],
+                             settings["RUNNER_STALL_SECONDS"], store.log_path(job_id))
         guard = processes.identify(process.pid)
 
         def record(job):
@@ -123,6 +118,10 @@ def _watch(store, job_id, process, guard):
     copied = 0
     stopped = False
     while True:
+        try:
+            process.wait(timeout=WATCH_SECONDS)  # returns the moment the guard exits
+        except subprocess.TimeoutExpired:
+            pass
         ended = process.poll() is not None
         copied = _copy_log(store, job_id, copied)
         if ended:
@@ -137,7 +136,6 @@ def _watch(store, job_id, process, guard):
             # Canceled or deleted from another host: this host is the one that can end the processes.
             processes.kill_runner((job or {}).get("runner") or {"guard": guard})
             stopped = True
-        time.sleep(WATCH_SECONDS)
     _copy_log(store, job_id, copied)
     if stopped or process.returncode != 0:
         _record_end(store, job_id, store.host,

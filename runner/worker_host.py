@@ -126,7 +126,7 @@ class Host:
     def _announce(self):
         """Tell the cluster this host is up, what it has and what it runs."""
         try:
-            running = [job["job_id"] for job in self.store.read_many(self.store.index.active_ids())
+            running = [job["job_id"] for job in self.store.read_many(self.store.index.with_runner_ids())
                        if (job.get("runner") or {}).get("host") == self.name
                        and job["status"] == JobStatus.PROCESSING.value]
             hosts.announce(self.store, {
