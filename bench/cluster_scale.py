@@ -8,7 +8,8 @@ Starts a real redis-server (append-only file, tests/redis_server.py), one web ho
 REDIS_URL set) and --hosts worker hosts (`python -m runner.worker_host`, MAX_WORKERS=--slots)
 as separate process trees with their own data folders, sharing Redis and a `file://` artifact
 folder (tests/cluster.py). The work process is the fixture tests/fixtures/runners/
-sleeps_then_completes.py: each job sleeps --seconds instead of rendering, so two cores show
+lives_then_completes.py: each job's work process lives --seconds from its own start (its
+interpreter start and imports included) instead of rendering, so two cores show
 dispatch, not compute. Then, in the same run, the same jobs on the single-host file mode (one
 gunicorn, MAX_WORKERS = hosts x slots, the same fixture through bench/file_mode_wsgi.py).
 
@@ -45,7 +46,7 @@ from tests.server import GunicornServer  # noqa: E402
 from cluster_figures import (FileRecords, RedisRecords, delay_once_a_slot_was_free, epoch, host_of,  # noqa: E402
                              most_at_once, percentile)
 
-FIXTURE = ROOT / "tests" / "fixtures" / "runners" / "sleeps_then_completes.py"
+FIXTURES = ROOT / "tests" / "fixtures" / "runners"
 TERMINAL = ("completed", "failed", "canceled")
 SAMPLE_SECONDS = 0.2
 
@@ -181,7 +182,8 @@ def run_cluster(work, model, stats, args):
     settings = {"HOST_LOST_SECONDS": args.host_lost_seconds, "RETRY_LOST_JOBS": int(args.retry_lost_jobs)}
     with RedisServer(work / "redis") as redis_server:
         cluster = Cluster(work / "cluster", redis_server, web_hosts=1, worker_hosts=args.hosts, max_workers=args.slots,
-                          work_command=[sys.executable, str(FIXTURE)], model=model, stats=stats,
+                          work_command=[sys.executable, str(FIXTURES / f"{args.fixture}.py")], model=model,
+                          stats=stats,
                           web_env={"MAX_QUEUE": 0, "MIN_FREE_DISK_MB": 0, **settings},
                           worker_env={"MIN_FREE_DISK_MB": 0, **settings})
         with cluster:
@@ -200,7 +202,7 @@ def run_file_mode(work, model, stats, args):
     """The single-host row: one gunicorn, MAX_WORKERS = all the cluster's slots, the same fixture."""
     data_dir = prepare_data_dir(work / "file-mode" / "data", model=model, stats=stats)
     server = GunicornServer(data_dir, workers=2, app="bench.file_mode_wsgi:app", MAX_WORKERS=args.hosts * args.slots,
-                            MAX_QUEUE=0, MIN_FREE_DISK_MB=0)
+                            MAX_QUEUE=0, MIN_FREE_DISK_MB=0, BENCH_WORK_FIXTURE=args.fixture)
     with server:
         read = FileRecords(data_dir)
         return batch(server.base_url, read, args, args.hosts * args.slots) | probe(server.base_url, read,
@@ -238,7 +240,10 @@ def main():
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=120)
-    parser.add_argument("--seconds", type=float, default=2.0, help="each job's sleep")
+    parser.add_argument("--seconds", type=float, default=2.0, help="each job's length")
+    parser.add_argument("--fixture", default="lives_then_completes", choices=("lives_then_completes",
+                        "sleeps_then_completes"), help="the work process: lives --seconds from its process start "
+                        "(its interpreter start counts, the default), or sleeps --seconds after it")
     parser.add_argument("--hosts", type=int, default=3, help="worker hosts")
     parser.add_argument("--slots", type=int, default=2, help="MAX_WORKERS of each worker host")
     parser.add_argument("--probe-jobs", type=int, default=20, help="jobs submitted one at a time on an idle service")
