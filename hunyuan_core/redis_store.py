@@ -20,6 +20,9 @@ before it is published (partial videos, the running log, heartbeats) and the mod
 Redis being unreachable is StoreUnavailable, a 503 with Retry-After to API clients.
 A store opened with `patience` (runners and worker hosts) waits that long for Redis
 to come back instead, so a Redis restart does not fail the jobs running through it.
+
+Somewhat over 300 lines, on purpose, as job_store.py: it answers every method JobStore
+answers, and every key a job owns is named, written and removed by this one class.
 """
 
 import json
