@@ -56,18 +56,18 @@ def on_starting(server):
     model_source.Builders(models.sources()).build_now()
     for served in models.models:
         server.log.info("model %s: %s", served.name, served.source.path)
-    # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.
     if settings["REDIS_URL"]:
-        # Nor is it calibrated: its cores render nothing (each worker host measures itself at its first job).
+        # No job files to index, and no calibration: this host's cores render nothing (each worker host
+        # measures itself at its first job).
         server.log.info("jobs in Redis (REDIS_URL): this web host keeps no job state and runs no runners; "
                         "worker hosts (hunyuan-worker) render")
         return
-    else:
-        started = time.monotonic()
-        index = JobStore(settings["DATA_DIR"]).index
-        index.open()
-        index.close()
-        server.log.info("job index ready in %.2f s", time.monotonic() - started)
+    # The job index is built (when missing) here, once, before workers fork and with no worker timeout running.
+    started = time.monotonic()
+    index = JobStore(settings["DATA_DIR"]).index
+    index.open()
+    index.close()
+    server.log.info("job index ready in %.2f s", time.monotonic() - started)
     for served in models.models:
         _calibrate(server, served, settings)
 

@@ -144,7 +144,7 @@ class ClusterTick:
             entry = (job.get("dispatch") or {}).get("rq_job")
             if entry and dispatch.is_waiting(self.store, job, entry, queues):
                 continue
-            redispatch(self.store, job["job_id"])
+            send_again(self.store, job["job_id"])
             sent.append(job["job_id"])
         return sent
 
@@ -174,6 +174,11 @@ def _requeue(job):
     """Put a job whose host was lost back in the queue, as it was when submitted (its lost host is remembered)."""
     job.update(status=JobStatus.QUEUED.value, phase=Phase.QUEUED.value, phase_started_at=None, progress=0.0,
                step=0, step_seconds=None, started_at=None, finished_at=None, timings={}, error=None, runner=None)
+    _next_dispatch(job)
+
+
+def _next_dispatch(job):
+    """Start a new dispatch of `job` (a requeue, or an entry lost): the next attempt, its RQ entry still to come."""
     entry = job.get("dispatch") or {}
     job["dispatch"] = {"attempt": int(entry.get("attempt", 0)) + 1, "rq_job": None, "at": utc_now()}
 
@@ -204,14 +209,13 @@ def dispatch_new(store, job):
         log.warning("job %s recorded but not yet enqueued (%s); the dispatch round will send it", job["job_id"], exc)
 
 
-def redispatch(store, job_id):
+def send_again(store, job_id):
     """Send a queued job again under a new RQ entry (the old one is gone)."""
 
     def bump(record):
         if record["status"] != JobStatus.QUEUED.value:
             return False
-        entry = record.get("dispatch") or {}
-        record["dispatch"] = {"attempt": int(entry.get("attempt", 0)) + 1, "rq_job": None, "at": utc_now()}
+        _next_dispatch(record)
         return True
 
     job = store.update(job_id, bump)

@@ -44,6 +44,8 @@ PREFIX = "hunyuan:"
 RETRY_AFTER_SECONDS = 5
 # A lock whose holder died is free again after this long (a submission holds it for milliseconds).
 LOCK_TIMEOUT_SECONDS = 10
+# How long an answer to "does this host still announce itself" is reused (a host is lost after HOST_LOST_SECONDS).
+HOST_ANSWER_SECONDS = 1.0
 # Redis errors that mean "not reachable right now", as opposed to a bug in a command.
 DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
 
@@ -83,6 +85,7 @@ class RedisJobStore:
         for folder in (self.videos_dir, self.logs_dir, self.locks_dir, self.heartbeats_dir, self.inputs_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.index = RedisIndex(self)
+        self._hosts_seen = {}  # host name -> (monotonic time asked, up): see _host_up
 
     # -- connection --------------------------------------------------------
 
@@ -220,7 +223,18 @@ class RedisJobStore:
             return processes.runner_alive(job) or runner.get("guard") is None
         if host is None:
             return processes.runner_alive(job)
-        return bool(self.call(lambda r: r.exists(self.key("host", host))))
+        return self._host_up(host)
+
+    def _host_up(self, host):
+        """Whether `host` announces itself, asked of Redis at most once a second per host.
+
+        /health and /metrics ask this for every running job: jobs on one host share the answer.
+        """
+        now = time.monotonic()
+        known = self._hosts_seen.get(host)
+        if known is None or now - known[0] > HOST_ANSWER_SECONDS:
+            known = self._hosts_seen[host] = (now, bool(self.call(lambda r: r.exists(self.key("host", host)))))
+        return known[1]
 
     def signature(self, job_id):
         """What changes whenever `job_id` or the queue around it changes (None: no such job): the store's generation."""
