@@ -22,6 +22,8 @@ their series vary the frames, steps and guidance instead.
 """
 
 import argparse
+import json
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 from bench.scaled_down import build_scaled_down, build_scaled_down_15  # noqa: E402
 from tests.server import GunicornServer  # noqa: E402
 from runner.pictures import picture_png  # noqa: E402
+from hunyuan_core import cost_model, estimates  # noqa: E402
+from hunyuan_core.timing_stats import TimingStats  # noqa: E402
 
 REQUESTS = {
     "demo-hunyuanvideo": [
@@ -88,6 +92,26 @@ def _parse(text):
     return datetime.fromisoformat(text)
 
 
+def snapshot_stats(data_dir, into):
+    """Copy the server's timing statistics as they are before a job, to price that job later as
+    the server priced it."""
+    shutil.rmtree(into, ignore_errors=True)
+    if (Path(data_dir) / "stats").is_dir():
+        shutil.copytree(Path(data_dir) / "stats", into / "stats", ignore=shutil.ignore_patterns("*.lock"))
+    else:
+        (into / "stats").mkdir(parents=True)
+
+
+def phase_table(data_dir, snapshot, job_id, timings):
+    """`{phase: (predicted, measured)}` seconds of a finished job, predicted from the statistics the
+    server had when the job was submitted (where an estimate's error comes from)."""
+    job = json.loads((Path(data_dir) / "jobs" / f"{job_id}.json").read_text())
+    model, threads = job["model"], (job.get("runner") or {}).get("threads")
+    rates = TimingStats(snapshot, model["name"]).rates(threads)
+    predicted = estimates.predict(job["params"], cost_model.geometry(model["path"]), rates)
+    return {phase: (predicted[phase], timings.get(phase)) for phase in predicted}
+
+
 def run_job(base_url, body):
     """Submit one job (multipart when it brings an image) and follow it; returns its estimates and
     what really happened."""
@@ -116,11 +140,13 @@ def run_job(base_url, body):
     remaining = (finished - seen_at).total_seconds()
     used = status["params"]
     return {"actual": actual, "submit": submit_estimate, "eta": eta, "remaining": remaining,
-            "size": f"{used['width']}x{used['height']}x{used['video_length']}"}
+            "size": f"{used['width']}x{used['height']}x{used['video_length']}", "job_id": job_id,
+            "timings": status.get("timings") or {}}
 
 
-def bench_model(label, data_dir, requests_list, model_path=None, models=None):
-    """Run one model's series (a folder, or MODELS entries); returns table rows."""
+def bench_model(label, data_dir, requests_list, model_path=None, models=None, phases=False):
+    """Run one model's series (a folder, or MODELS entries); returns table rows. With `phases`,
+    prints each job's predicted and measured seconds per phase too."""
     env = {"MAX_WORKERS": 1}
     if model_path:
         env["MODEL_PATH"] = str(model_path)
@@ -131,12 +157,19 @@ def bench_model(label, data_dir, requests_list, model_path=None, models=None):
     try:
         for number, body in enumerate(requests_list, start=1):
             prompt = "A cat walks on the grass, realistic style."
+            snapshot = Path(data_dir).parent / "stats-before"
+            if phases:
+                snapshot_stats(data_dir, snapshot)
             result = run_job(server.base_url, dict(body, prompt=prompt, seed=number))
             size = f"{result['size']}, {body['num_inference_steps']} steps"
             if body.get("guidance_scale") == 1.0:
                 size += ", no CFG"
             rows.append((label, number, size, result))
             print(f"  {label} job {number} ({size}): actual {result['actual']:.1f} s", flush=True)
+            if phases:
+                table = phase_table(data_dir, snapshot, result["job_id"], result["timings"])
+                print("    " + ", ".join(f"{phase} {want:.2f}/{got if got is None else round(got, 2)}"
+                                       for phase, (want, got) in table.items()) + "  (predicted/measured s)")
     finally:
         server.stop()
     return rows
@@ -146,18 +179,20 @@ def main():
     """Run the series and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=[*DEMOS, "scaled-down", "scaled-down-1.5"])
+    parser.add_argument("--phases", action="store_true",
+                        help="print each job's predicted and measured seconds per phase")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hunyuan-eta-"))
     rows = []
     for demo in DEMOS:
         if args.only in (None, demo):
-            rows += bench_model(demo, work / demo / "data", REQUESTS[demo], models=demo)
+            rows += bench_model(demo, work / demo / "data", REQUESTS[demo], models=demo, phases=args.phases)
     if args.only in (None, "scaled-down"):
         model = build_scaled_down(work / "models")
-        rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model)
+        rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model, phases=args.phases)
     if args.only in (None, "scaled-down-1.5"):
         model = build_scaled_down_15(work / "models")
-        rows += bench_model("scaled-down-1.5", work / "scaled-15" / "data", REQUESTS["scaled-down-1.5"], model)
+        rows += bench_model("scaled-down-1.5", work / "scaled-15" / "data", REQUESTS["scaled-down-1.5"], model, phases=args.phases)
     print("\n| model | job | request | actual run s | estimate at submit s | error | remaining after step 1 s "
           "| estimated then s | error |")
     print("|---|---|---|---|---|---|---|---|---|")

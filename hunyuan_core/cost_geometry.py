@@ -86,6 +86,10 @@ class Geometry:
     # Whether the VAE decoder's mid-block attends over every latent position of a tile under a
     # dense causal mask in the compute dtype (1.5).
     vae_attention: bool = False
+    # Whether the VAE decoder's memory-bound steps are priced on their own, per channel x voxel
+    # (1.5: its RMS norms run in fp32 over the channel axis, each costing about a convolution
+    # at the full-size level's width; see cost_model.decode_elements).
+    vae_elementwise: bool = False
 
     @property
     def width(self):
@@ -168,7 +172,7 @@ def _geometry_cached(model_dir, _stamp):
         family_sizes = dict(text_tokens=QWEN_TOKENS, second_text_tokens=BYT5_TOKENS,
                             extra_tokens=SIGLIP_TOKENS if takes_image else 0, prompt_limit=QWEN_TOKENS,
                             prompt_tail_tokens=QWEN_TAIL_TOKENS, glyph_tokens=True, unmasked_attention=True,
-                            vae_attention=True)
+                            vae_attention=True, vae_elementwise=True)
     elif takes_image:
         llava = meta.get("prompt_template") or {}
         template = llava.get("crop_start", DEFAULT_TEMPLATE_TOKENS)

@@ -129,6 +129,39 @@ def decode_flops(params, geo):
     return total
 
 
+# Units of memory-bound work per channel x voxel: a resnet's two norms, two SiLUs and its residual
+# add count 1 (what calibration times, runner/calibrate.py); an upsampler's rearranges, repeat, concat
+# and add over its output about as much; the output norm and SiLU half.
+RESNET_ELEMENT_UNITS, UPSAMPLE_ELEMENT_UNITS, NORM_OUT_ELEMENT_UNITS = 1.0, 1.0, 0.5
+
+
+def decode_elements(params, geo):
+    """Channel x voxels of the VAE decoder's memory-bound steps, level by level, in the units above
+    (0 for a VAE whose decoding is priced by its convolutions alone: the 13B one).
+
+    Measured on the scaled-down 1.5 VAE (32 channels at full size, 848x480x13, bf16): each of its
+    RMS norms took longer than the convolution after it, and the norms, SiLUs and upsampling
+    rearranges together more than half the decode, which convolution FLOPs alone priced 2.6x low.
+    """
+    if not geo.vae_elementwise:
+        return 0
+    frames, height, width = latent_shape(params, geo)
+    channels = list(reversed(geo.vae_channels))
+    total = 0.0
+    for level, ch in enumerate(channels):
+        resnets = geo.vae_layers_per_block + 1 + (2 if level == 0 else 0)
+        total += RESNET_ELEMENT_UNITS * resnets * ch * frames * height * width
+        if level < len(channels) - 1:
+            # The 1.5 decoder's upsampler i doubles space while 2^i < the spatial ratio and time
+            # (all frames but the first) while 2^i < the temporal ratio.
+            if 2**level < geo.temporal_ratio:
+                frames = 2 * frames - 1
+            if 2**level < geo.spatial_ratio:
+                height, width = 2 * height, 2 * width
+            total += UPSAMPLE_ELEMENT_UNITS * channels[level + 1] * frames * height * width
+    return total + NORM_OUT_ELEMENT_UNITS * channels[-1] * frames * height * width
+
+
 # diffusers' tiled decoding: 256-pixel tiles every 192 pixels, 16-frame chunks every 12.
 TILE, TILE_STRIDE, CHUNK_FRAMES, CHUNK_STRIDE = 256, 192, 16, 12
 # The runner decodes in one piece when a full-size activation takes under this share of memory.
@@ -188,7 +221,8 @@ def job_work(params, geo, memory_bytes=None):
     """The work of each phase of a job, by kind: `{phase: {kind: amount}}`.
 
     Kinds: "linear", "attention" and "conv" in FLOPs, "vae_attention" in scores of the 1.5
-    VAE's masked mid-block attention (measured per score at its channels), "voxels" in pixels x frames,
+    VAE's masked mid-block attention (measured per score at its channels), "vae_elements" in
+    channel x voxels of the 1.5 VAE decoder's memory-bound steps, "voxels" in pixels x frames,
     "bytes" of weights to load, "fixed" (1 per job: interpreter start-up,
     imports and per-job overheads, which cost the same whatever the size), and
     "steps" (denoising steps: each also pays a fixed overhead, learnt from jobs).
@@ -198,10 +232,14 @@ def job_work(params, geo, memory_bytes=None):
     step = step_work(params, geo)
     steps = params["num_inference_steps"]
     decode = float(decode_flops(params, geo))
+    elements = float(decode_elements(params, geo))
     tiled = decode_tiled(params, geo, memory_bytes or memory_limit_bytes())
     if tiled:
         decode *= tiling_overlap(params, geo)
+        elements *= tiling_overlap(params, geo)
     decoding = {"conv": decode}
+    if elements:
+        decoding["vae_elements"] = elements
     scores = vae_attention_scores(params, geo, tiled)
     if scores:
         decoding["vae_attention"] = float(scores)

@@ -78,6 +78,8 @@ def measure(geo, threads, dtype=torch.float32):
         rates = {"linear": linear, "attention": attention, "conv": conv_rate}
         if geo.vae_attention:
             rates["vae_attention"] = vae_attention_seconds(geo, dtype)
+        if geo.vae_elementwise:
+            rates["vae_elements"] = vae_elements_seconds(geo, dtype)
     finally:
         torch.set_num_threads(previous)
     return rates
@@ -104,6 +106,32 @@ def vae_attention_seconds(geo, dtype):
         F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
     return _best_seconds(attend, repeats=1) / (n * n)
+
+
+VAE_ELEMENTS_SAMPLE = 24e6
+
+
+def vae_elements_seconds(geo, dtype):
+    """Seconds per channel x voxel of the 1.5 VAE decoder's memory-bound work, as one of its
+    resnets does it at the full-size level: its RMS norm as the runner runs it (runner/vae_norms.py)
+    and SiLU twice, then the residual add (the convolutions between them are priced as "conv")."""
+    from runner.vae_norms import ChannelRMSNorm
+
+    channels = geo.vae_channels[0]
+    norm = ChannelRMSNorm(channels, images=False).to(dtype).eval()
+    # Far bigger than the caches, as a full-size level is: these steps are memory-bound, and a
+    # cached volume ran them 1.6x faster than the 848x480 decode did.
+    side = int((VAE_ELEMENTS_SAMPLE / (9 * channels)) ** 0.5)
+    volume = torch.randn(1, channels, 9, side, side, dtype=dtype)
+
+    def resnet_without_convs():
+        hidden = F.silu(norm(volume))
+        hidden = F.silu(norm(hidden))
+        return hidden + volume
+
+    with torch.no_grad():
+        seconds = _best_seconds(resnet_without_convs)
+    return seconds / volume.numel()
 
 
 def _write_like_a_job(frames, folder):
@@ -222,6 +250,8 @@ def is_current(calibration, compute="float32", geo=None):
     ours = host_identity()
     kinds = set.intersection(*[set(rates) for rates in (calibration.get("by_threads") or {"": {}}).values()])
     if geo is not None and geo.vae_attention and "vae_attention" not in kinds:
+        return False
+    if geo is not None and geo.vae_elementwise and "vae_elements" not in kinds:
         return False
     return (calibration.get("cpu") == ours["cpu"] and calibration.get("cores") == ours["cores"]
             and calibration.get("compute_dtype", "float32") == compute)

@@ -37,6 +37,7 @@ from runner.family_calls import IMAGE_STAGE, calls_for
 from runner.memory import StageMemory, release
 from runner.stage_options import configure_decoding, step_cache_config
 from runner.stage_options import prompt_template  # noqa: F401  (reached here by tests and benches)
+from runner.vae_norms import use_channel_rms_norms
 
 # On a GPU, offload a component block by block when its weights exceed this share of free memory.
 GPU_RESIDENT_SHARE = 0.8
@@ -91,6 +92,8 @@ class StagedPipeline:
         module = cls.from_pretrained(self.model_dir, subfolder=name, dtype=load_dtype, local_files_only=True)
         self.beat()
         module.eval().requires_grad_(False)
+        # Before any hook wraps their forward: the 1.5 VAE's norms in fewer passes (runner/vae_norms.py).
+        use_channel_rms_norms(module)
         if storage != self.compute:
             apply_layerwise_casting(module, storage_dtype=storage, compute_dtype=self.compute,
                                     skip_modules_pattern=casting_skips(module, storage, load_dtype))

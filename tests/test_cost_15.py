@@ -77,18 +77,40 @@ def test_the_13b_vae_stage_plans_a_chunk_not_the_video(tmp_path):
     assert cost_model.decode_tiled(big, geo, run_plan.memory_limit_bytes())
     assert cost_model.stage_overheads(big, geo)["vae"] == 7 * 16 * 256 * 256 * 128 * 4 + GIB
     assert "vae_attention" not in cost_model.job_work(big, geo)["decoding"]
+    assert "vae_elements" not in cost_model.job_work(big, geo)["decoding"]
+
+
+def test_decoding_prices_the_vae_memory_bound_steps_level_by_level(geometry_15):
+    small = job(width=256, height=256, frames=13)
+    # Levels from the latent (4 x 16 x 16) up: 1024 channels (3 resnets and the mid block's 2),
+    # then 1024, 512, 256, 128 (3 resnets each), each after an upsampler that doubles space (and
+    # time but the first frame, twice: 4, 7, 13 frames) into the next level's channels; the output
+    # norm at full size.
+    sizes = [4 * 16 * 16, 7 * 32 * 32, 13 * 64 * 64, 13 * 128 * 128, 13 * 256 * 256]
+    channels = [1024, 1024, 512, 256, 128]
+    expected = 5 * channels[0] * sizes[0] + sum(3 * c * v + c * v for c, v in zip(channels[1:], sizes[1:]))
+    expected += 0.5 * 128 * 13 * 256 * 256
+    assert cost_model.decode_elements(small, geometry_15) == expected
+    whole = cost_model.job_work(small, geometry_15, memory_bytes=32 * GIB)["decoding"]
+    assert whole["vae_elements"] == expected
+    # Tiled, the tiles' overlap is paid as the convolutions pay it.
+    big = job(frames=121)
+    tiled = cost_model.job_work(big, geometry_15, memory_bytes=32 * GIB)["decoding"]
+    overlap = cost_model.tiling_overlap(big, geometry_15)
+    assert overlap > 1 and tiled["vae_elements"] == pytest.approx(cost_model.decode_elements(big, geometry_15) * overlap)
 
 
 @pytest.mark.demo_model
-def test_calibration_measures_the_vae_attention_and_wants_it(demo_folders):
+@pytest.mark.parametrize("kind", ["vae_attention", "vae_elements"])
+def test_calibration_measures_the_vae_kinds_and_wants_them(demo_folders, kind):
     from runner import calibrate
 
     geo = cost_model.geometry(demo_folders["demo-hunyuanvideo-1.5"])
     rates = calibrate.measure(geo, 1)
-    assert rates["vae_attention"] > 0 and set(rates) == {"linear", "attention", "conv", "vae_attention"}
+    assert rates[kind] > 0 and set(rates) == {"linear", "attention", "conv", "vae_attention", "vae_elements"}
     # A calibration taken before the kind existed is measured again for a 1.5 model, not for the 13B.
     older = dict(calibrate.host_identity(), compute_dtype="float32",
-                 by_threads={"1": {k: v for k, v in rates.items() if k != "vae_attention"}})
+                 by_threads={"1": {k: v for k, v in rates.items() if k != kind}})
     assert not calibrate.is_current(older, "float32", geo)
     assert calibrate.is_current(older, "float32", cost_model.geometry(demo_folders["demo-hunyuanvideo"]))
     assert calibrate.is_current(dict(older, by_threads={"1": rates}), "float32", geo)
