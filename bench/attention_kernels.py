@@ -14,24 +14,19 @@ which matters once scores are large). See docs/performance.md, "HunyuanVideo 1.5
 """
 
 import argparse
-import time
+
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from runner.calibrate import best_seconds  # noqa: E402
+
 HEADS, HEAD_DIM = 16, 128
 CHUNK = 512
-
-
-def best_seconds(fn, repeats=2):
-    """Best of `repeats` timed calls after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def gemm_rate():

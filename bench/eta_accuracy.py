@@ -192,7 +192,8 @@ def main():
         rows += bench_model("scaled-down", work / "scaled" / "data", REQUESTS["scaled-down"], model, phases=args.phases)
     if args.only in (None, "scaled-down-1.5"):
         model = build_scaled_down_15(work / "models")
-        rows += bench_model("scaled-down-1.5", work / "scaled-15" / "data", REQUESTS["scaled-down-1.5"], model, phases=args.phases)
+        rows += bench_model("scaled-down-1.5", work / "scaled-15" / "data", REQUESTS["scaled-down-1.5"], model,
+                            phases=args.phases)
     print("\n| model | job | request | actual run s | estimate at submit s | error | remaining after step 1 s "
           "| estimated then s | error |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -35,7 +35,8 @@ LINEAR_TOKENS = 1024
 ATTENTION_SAMPLE_FLOPS = 2e11
 
 
-def _best_seconds(fn, repeats=2):
+def best_seconds(fn, repeats=2):
+    """The fastest of `repeats` timed calls of `fn`, after one untimed call."""
     fn()  # warm-up: first calls pay for allocation and kernel selection
     best = float("inf")
     for _ in range(repeats):
@@ -54,7 +55,7 @@ def measure(geo, threads, dtype=torch.float32):
         width = max(geo.width, 64)
         x = torch.randn(LINEAR_TOKENS, width, dtype=dtype)
         w = torch.randn(4 * width, width, dtype=dtype)
-        linear = _best_seconds(lambda: F.linear(x, w)) / (2 * LINEAR_TOKENS * width * 4 * width)
+        linear = best_seconds(lambda: F.linear(x, w)) / (2 * LINEAR_TOKENS * width * 4 * width)
 
         heads, head_dim = geo.heads, geo.head_dim
         n = int(min(max((ATTENTION_SAMPLE_FLOPS / (4 * heads * head_dim)) ** 0.5, 2048), 16384))
@@ -65,7 +66,7 @@ def measure(geo, threads, dtype=torch.float32):
         if not geo.unmasked_attention:
             mask = torch.ones(1, 1, 1, n, dtype=torch.bool)
             mask[..., -64:] = False
-        attention = _best_seconds(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)) / (
+        attention = best_seconds(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)) / (
             4 * n * n * head_dim * heads
         )
 
@@ -73,7 +74,7 @@ def measure(geo, threads, dtype=torch.float32):
         conv = torch.nn.Conv3d(channels, channels, 3).to(dtype).eval()
         volume = torch.randn(1, channels, 9 + 2, 96 + 2, 96 + 2, dtype=dtype)
         with torch.no_grad():
-            conv_seconds = _best_seconds(lambda: conv(volume))
+            conv_seconds = best_seconds(lambda: conv(volume))
         conv_rate = conv_seconds / (27 * 2 * channels * channels * 9 * 96 * 96)
         rates = {"linear": linear, "attention": attention, "conv": conv_rate}
         if geo.vae_attention:
@@ -105,7 +106,7 @@ def vae_attention_seconds(geo, dtype):
         mask = HunyuanVideo15AttnBlock.prepare_causal_attention_mask(frames, positions, dtype, "cpu", batch_size=1)
         F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
-    return _best_seconds(attend, repeats=1) / (n * n)
+    return best_seconds(attend, repeats=1) / (n * n)
 
 
 VAE_ELEMENTS_SAMPLE = 24e6
@@ -130,7 +131,7 @@ def vae_elements_seconds(geo, dtype):
         return hidden + volume
 
     with torch.no_grad():
-        seconds = _best_seconds(resnet_without_convs)
+        seconds = best_seconds(resnet_without_convs)
     return seconds / volume.numel()
 
 
@@ -147,7 +148,7 @@ def measure_video_writing():
     """Seconds per voxel of a job's writing phase (H.264 encoding, its check, the poster)."""
     frames = (np.random.default_rng(0).random((13, 256, 256, 3)) * 255).astype(np.uint8)
     with tempfile.TemporaryDirectory() as folder:
-        seconds = _best_seconds(lambda: _write_like_a_job(frames, folder), repeats=1)
+        seconds = best_seconds(lambda: _write_like_a_job(frames, folder), repeats=1)
     return seconds / frames[..., 0].size
 
 
