@@ -14,12 +14,12 @@ work is done once, by whichever host gets there first, and goes on while any hos
 """
 
 import logging
-import threading
 import time
 
 from . import dispatch, hosts
 from .job_record import JobStatus, Phase, mark_failed, parse_time, utc_now
 from .job_store import JobFileUnreadable, JobNotFound
+from .rounds import BackgroundRounds
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +29,18 @@ DISPATCH_GRACE_SECONDS = 10.0
 MAX_LOST_RETRIES = 3
 
 
-class ClusterTick:
-    """Lost hosts, missing dispatches and housekeeping, for one store, one round per `run()`."""
+class ClusterTick(BackgroundRounds):
+    """Lost hosts, missing dispatches and housekeeping, for one store, one round per `run()`
+    (web hosts: every `interval` seconds in a thread, `start()`)."""
+
+    thread_name = "cluster-tick"
 
     def __init__(self, store, lost_seconds, retry_lost=0, housekeeping=None, interval=2.0):
+        super().__init__(interval)
         self.store = store
         self.lost_seconds = lost_seconds
         self.retry_lost = min(retry_lost, MAX_LOST_RETRIES)
         self.housekeeping = housekeeping
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = None
 
     def run(self):
         """One round of every part whose lock is free; errors are logged, never raised."""
@@ -148,26 +149,9 @@ class ClusterTick:
             sent.append(job["job_id"])
         return sent
 
-    # -- background thread (web hosts) ---------------------------------------
-
-    def start(self):
-        """Run rounds every `interval` seconds in a daemon thread until `stop()`."""
-        if self._thread and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="cluster-tick", daemon=True)
-        self._thread.start()
-
-    def stop(self):
-        """Stop the background thread."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self.run()
-            self._stop.wait(self.interval)
+    def round(self):
+        """The background thread's round (BackgroundRounds): `run()`."""
+        self.run()
 
 
 def _requeue(job):

@@ -23,20 +23,22 @@ import logging
 import os
 import subprocess
 import sys
-import threading
-
 
 from . import PROJECT_ROOT, heartbeat, processes
 from .job_record import JobStatus, Phase, mark_failed, utc_now
 from .job_store import JobFileUnreadable, JobNotFound
+from .rounds import BackgroundRounds
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORK_COMMAND = [sys.executable, "-m", "runner.render"]
 
 
-class Supervisor:
-    """Dispatches queued jobs to runner processes."""
+class Supervisor(BackgroundRounds):
+    """Dispatches queued jobs to runner processes (a tick every `poll_interval` seconds in a
+    thread from `start()`, or at once after `wake()`)."""
+
+    thread_name = "job-supervisor"
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class Supervisor:
         model_builder=None,
         housekeeping=None,
     ):
+        super().__init__(poll_interval)
         self.store = store
         self.max_workers = max_workers
         self.runtime = runtime or {}
@@ -58,50 +61,20 @@ class Supervisor:
         self.stall_seconds = stall_seconds  # RUNNER_STALL_SECONDS; 0 = off
         self._quiet = heartbeat.QuietClock()
         self._stall_limits = {}  # job id -> its stall limit (computed once per job)
-        self.poll_interval = poll_interval
         self.model_builder = model_builder
         self.housekeeping = housekeeping  # retention and webhooks (housekeeping.py), or None
         self._lock = store.supervisor_lock()
         self._children = []
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = None
 
-    # -- background loop ---------------------------------------------------
-
-    def start(self):
-        """Run ticks in a daemon thread until `stop()`; safe to call twice."""
-        if self._thread and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="job-supervisor", daemon=True)
-        self._thread.start()
-
-    def stop(self):
-        """Stop the background thread (runners keep running)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=10)
-
-    def wake(self):
-        """Ask the background thread for a tick now (after a submission)."""
-        self._wake.set()
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # a bad tick must not end dispatching for good
-                log.exception("supervisor tick failed")
-            try:
-                # The index's background check (hand edits, crashes between a file and its row);
-                # whichever web worker's thread comes first does it for all of them.
-                self.store.index.reconcile_if_due()
-            except Exception:
-                log.exception("job index check failed")
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+    def round(self):
+        """The background thread's round (BackgroundRounds); runners keep running when it stops."""
+        try:
+            self.tick()
+        except Exception:  # a bad tick must not skip the index check
+            log.exception("supervisor tick failed")
+        # The index's background check (hand edits, crashes between a file and its row);
+        # whichever web worker's thread comes first does it for all of them.
+        self.store.index.reconcile_if_due()
 
     # -- one tick ----------------------------------------------------------
 

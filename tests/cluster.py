@@ -11,7 +11,6 @@ once, runners included, although runners start sessions of their own.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 from hunyuan_core.model_source import EMBEDDED_MODEL_NAME
 
 from .power_cut import HOST_MARKER, host_processes, power_cut, unreaped_pid
-from .server import ROOT, GunicornServer
+from .server import ROOT, GunicornServer, stop_process
 
 # The demo model's configs and metadata without weights: all a web face or a fixture runner reads.
 LIGHT_MODEL = Path(__file__).resolve().parent / "fixtures" / "light-model"
@@ -159,12 +158,7 @@ class WorkerHost:
         What the host leaves running on purpose (runners finishing their jobs) is left alone;
         a host that does not exit within `timeout` gets a power cut.
         """
-        if self.is_running():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill_tree()
+        stop_process(self.process, timeout, kill=self.kill_tree)
 
     def log_text(self):
         """What the host wrote to stdout and stderr so far."""

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .server import free_port
+from .server import free_port, stop_process
 
 DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -91,13 +91,7 @@ class RedisServer:
 
     def stop(self, timeout=15):
         """Shut down gracefully (SIGTERM flushes the append-only file), SIGKILL if it takes too long."""
-        if not self.is_running():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.process, timeout, kill=self.kill)
 
     def restart(self, timeout=15):
         """Start again on the same port and folder (the append-only file is reloaded)."""

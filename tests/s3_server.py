@@ -17,7 +17,7 @@ import boto3
 import pytest
 import requests
 
-from .server import free_port
+from .server import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -63,13 +63,7 @@ class S3Server:
 
     def stop(self):
         """Stop the server."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
 
     def client(self):
         """A boto3 client of the tests' own, to set up buckets and look at what the service stored."""

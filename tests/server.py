@@ -21,6 +21,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def stop_process(process, timeout, kill=None):
+    """SIGTERM to `process` and wait up to `timeout` s for it to exit; past that `kill()` (by
+    default SIGKILL to the process, then reap it). Nothing to do for a process that has exited."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        if kill is not None:
+            kill()
+        else:
+            process.kill()
+            process.wait()
+
+
 class GunicornServer:
     """gunicorn with the service's own config, on loopback, for one test."""
 
@@ -56,13 +72,7 @@ class GunicornServer:
 
     def stop(self):
         """Stop gunicorn gracefully (runners, in their own sessions, keep running)."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 30)
 
     def web_workers(self):
         """The gunicorn worker processes (children of the master)."""
